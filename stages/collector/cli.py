@@ -1,0 +1,9 @@
+"""``collector`` console script."""
+
+from stages.collector.stage import STAGE
+from stages.core.cli import make_cli
+
+main = make_cli(STAGE)
+
+if __name__ == "__main__":
+    main()

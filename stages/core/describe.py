@@ -1,0 +1,98 @@
+"""Human- and machine-readable descriptions of a stage: its JSON Schema and its inputs, outputs and params.
+
+``describe`` is the nf-core ``meta.yml`` of a stage: what it takes, what it writes, and every parameter with its
+type, default, bounds and meaning, generated from the same models that validate manifests so it cannot drift.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from stages.core.stage import StageDef
+
+
+def json_schema(stage: StageDef) -> dict[str, Any]:
+    schema = stage.manifest_cls.model_json_schema(by_alias=True)
+    schema["$id"] = f"forgetting-llms/manifest/v1/{stage.name}"
+    schema["title"] = f"{stage.name} manifest"
+    return schema
+
+
+def _type_name(info: dict[str, Any]) -> str:
+    if "enum" in info:
+        return " | ".join(json.dumps(v) for v in info["enum"])
+    if "const" in info:
+        return json.dumps(info["const"])
+    if "anyOf" in info:
+        return " | ".join(_type_name(x) for x in info["anyOf"])
+    if info.get("type") == "array":
+        return f"list[{_type_name(info.get('items', {}))}]"
+    if "$ref" in info:
+        return info["$ref"].rsplit("/", 1)[-1]
+    return str(info.get("type", "any"))
+
+
+def params_table(stage: StageDef) -> list[dict[str, Any]]:
+    schema = stage.params.model_json_schema()
+    defs = schema.get("$defs", {})
+    rows = []
+
+    def walk(props: dict[str, Any], prefix: str) -> None:
+        for name, info in props.items():
+            ref = info.get("$ref") or (info.get("allOf") or [{}])[0].get("$ref")
+            if ref and "properties" in defs.get(ref.rsplit("/", 1)[-1], {}):
+                walk(defs[ref.rsplit("/", 1)[-1]]["properties"], f"{prefix}{name}.")
+                continue
+            bounds = {k: info[k] for k in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum") if k in info}
+            rows.append(
+                {
+                    "name": prefix + name,
+                    "type": _type_name(info),
+                    "default": info.get("default"),
+                    "bounds": bounds,
+                    "help": info.get("description", ""),
+                }
+            )
+
+    walk(schema.get("properties", {}), "")
+    return rows
+
+
+def describe(stage: StageDef) -> dict[str, Any]:
+    return {
+        "stage": stage.name,
+        "description": stage.description,
+        "engines": list(stage.engines),
+        "default_engine": stage.default_engine(),
+        "inputs": {
+            n: {"kinds": [k.value for k in d.kinds], "required": d.required, "help": d.help}
+            for n, d in stage.inputs.items()
+        },
+        "variadic_inputs": stage.variadic_inputs.value if stage.variadic_inputs else None,
+        "outputs": {n: {"kind": d.kind.value, "path": d.path, "required": d.required, "help": d.help}
+                    for n, d in stage.outputs.items()},
+        "params": params_table(stage),
+    }
+
+
+def describe_text(stage: StageDef) -> str:
+    d = describe(stage)
+    lines = [f"{d['stage']}: {d['description']}", "", f"engines: {', '.join(d['engines'])} "
+             f"(default {d['default_engine']})", "", "inputs:"]
+    for n, i in d["inputs"].items():
+        req = "required" if i["required"] else "optional"
+        lines.append(f"  {n:<14} {'/'.join(i['kinds']):<14} {req:<9} {i['help']}")
+    if d["variadic_inputs"]:
+        lines.append(f"  <any name>     {d['variadic_inputs']:<14} optional  any number of these")
+    lines += ["", "outputs:"]
+    for n, o in d["outputs"].items():
+        req = "" if o["required"] else " (when applicable)"
+        lines.append(f"  {n:<14} {o['kind']:<14} {o['path']:<22} {o['help']}{req}")
+    lines += ["", "params (spec.params):"]
+    for p in d["params"]:
+        bounds = " ".join(f"{k.replace('imum', '').replace('exclusive', 'x')}={v}" for k, v in p["bounds"].items())
+        lines.append(f"  {p['name']:<28} {p['type']:<30} default={json.dumps(p['default'])} {bounds}")
+        if p["help"]:
+            lines.append(f"      {p['help']}")
+    return "\n".join(lines)

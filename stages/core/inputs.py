@@ -1,0 +1,82 @@
+"""Resolving a manifest's inputs: direct URIs are checked to exist and to be of a declared kind; links to
+upstream manifests must point at a run that succeeded and at an output whose digest still matches.
+"""
+
+from __future__ import annotations
+
+from stages.core import storage
+from stages.core.artifacts import ArtifactKind, ArtifactRef
+from stages.core.digest import digest
+from stages.core.errors import ManifestError
+from stages.core.manifest import SCHEMA_ID, RunState
+from stages.core.stage import InputDecl, ResolvedInput, StageDef
+from stages.core.validation import parse_json
+
+
+def _declared(stage: StageDef, name: str) -> InputDecl:
+    if name in stage.inputs:
+        return stage.inputs[name]
+    if stage.variadic_inputs is not None:
+        return InputDecl(kinds=(stage.variadic_inputs,), help="")
+    known = ", ".join(stage.inputs) or "none"
+    raise ManifestError(f"unknown input {name!r}; {stage.name} takes: {known}", f"$.spec.inputs.{name}")
+
+
+def _follow(ref: ArtifactRef, path: str) -> tuple[str, ArtifactKind, str]:
+    manifest_uri, out_name = ref.from_parts()
+    try:
+        text = storage.read_text(manifest_uri)
+    except storage.StorageError as e:
+        raise ManifestError(f"cannot read the upstream manifest: {e}", path) from None
+    up = parse_json(text, f"upstream manifest {manifest_uri!r}")
+    if not isinstance(up, dict) or up.get("schema") != SCHEMA_ID:
+        raise ManifestError(f"{manifest_uri!r} is not a forgetting-llms manifest", path)
+    state = (up.get("status") or {}).get("state")
+    if state != RunState.succeeded.value:
+        raise ManifestError(
+            f"upstream run {up.get('run_id')!r} ({up.get('stage')}) is {state!r}, not 'succeeded'; run it first", path
+        )
+    out = (up.get("outputs") or {}).get(out_name)
+    if not out:
+        names = ", ".join(sorted(up.get("outputs") or {})) or "none"
+        raise ManifestError(f"upstream run {up.get('run_id')!r} has no output {out_name!r} (it has: {names})", path)
+    try:
+        kind = ArtifactKind(out.get("kind"))
+    except ValueError:
+        raise ManifestError(f"upstream output {out_name!r} has an unknown kind {out.get('kind')!r}", path) from None
+    return out["uri"], kind, out.get("digest") or ""
+
+
+def resolve_inputs(stage: StageDef, inputs: dict[str, ArtifactRef]) -> dict[str, ResolvedInput]:
+    for name, decl in stage.inputs.items():
+        if decl.required and name not in inputs:
+            kinds = "/".join(k.value for k in decl.kinds)
+            raise ManifestError(f"missing required input {name!r} ({kinds}): {decl.help}", "$.spec.inputs")
+    resolved: dict[str, ResolvedInput] = {}
+    for name, ref in inputs.items():
+        path = f"$.spec.inputs.{name}"
+        decl = _declared(stage, name)
+        expected = ref.digest
+        if ref.from_ is not None:
+            uri, kind, recorded = _follow(ref, path + ".from")
+            expected = expected or recorded
+        else:
+            assert ref.uri is not None and ref.kind is not None
+            uri, kind = ref.uri, ref.kind
+        try:
+            uri = storage.expand(uri)
+            present = storage.exists(uri)
+        except (storage.StorageError, ValueError, OSError) as e:
+            raise ManifestError(f"cannot read input {name!r}: {e}", path) from None
+        if not present:
+            raise ManifestError(f"cannot read input {name!r}: {uri} does not exist", path)
+        if kind not in decl.kinds:
+            want = " or ".join(k.value for k in decl.kinds)
+            raise ManifestError(f"input {name!r} is a {kind.value}, but {stage.name} needs {want}", path + ".kind")
+        actual = digest(uri)
+        if expected and expected != actual:
+            raise ManifestError(
+                f"input {name!r} changed since it was recorded: digest {actual} != {expected}", path + ".digest"
+            )
+        resolved[name] = ResolvedInput(name=name, uri=uri, kind=kind, digest=actual)
+    return resolved

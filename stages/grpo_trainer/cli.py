@@ -1,0 +1,9 @@
+"""``grpo-trainer`` console script."""
+
+from stages.grpo_trainer.stage import STAGE
+from stages.core.cli import make_cli
+
+main = make_cli(STAGE)
+
+if __name__ == "__main__":
+    main()

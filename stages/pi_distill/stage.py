@@ -1,0 +1,23 @@
+"""π-Distill's declaration. Imports nothing heavy."""
+
+from stages.core import ArtifactKind as K
+from stages.core import InputDecl, OutputDecl, StageDef
+from stages.pi_distill.params import PiDistillParams
+
+STAGE = StageDef(
+    name="pi-distill",
+    description="PI: π-Distill, a teacher with privileged information and a student in one set of weights.",
+    params=PiDistillParams,
+    engines=("native",),
+    inputs={
+        "model": InputDecl((K.hf_model,), "The starting checkpoint."),
+        "prompts": InputDecl((K.rl_prompts,), "Prompts with ground truth and privileged reference solutions."),
+    },
+    outputs={
+        "model": OutputDecl(K.hf_model, "The trained model.", "model"),
+        "checkpoints": OutputDecl(K.checkpoints, "Resumable checkpoints.", "checkpoints", required=False),
+        "metrics": OutputDecl(K.metrics, "Teacher/student reward, KL, loss terms, clip fractions.", "metrics.jsonl"),
+        "rollouts": OutputDecl(K.rollouts, "Sampled rollouts at an interval.", "rollouts.jsonl", required=False),
+    },
+    run="stages.pi_distill.run:run",
+)

@@ -1,0 +1,9 @@
+"""``sft-trainer`` console script."""
+
+from stages.sft_trainer.stage import STAGE
+from stages.core.cli import make_cli
+
+main = make_cli(STAGE)
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,22 @@
+"""The SFT trainer's declaration. Imports nothing heavy."""
+
+from stages.core import ArtifactKind as K
+from stages.core import InputDecl, OutputDecl, StageDef
+from stages.sft_trainer.params import SFTParams
+
+STAGE = StageDef(
+    name="sft-trainer",
+    description="Supervised fine-tuning (GT-SFT, SF-SFT, CF-SFT) on an sft_data artifact.",
+    params=SFTParams,
+    engines=("native", "verl"),
+    inputs={
+        "model": InputDecl((K.hf_model,), "The starting checkpoint (BASE or SAFE)."),
+        "data": InputDecl((K.sft_data,), "Training rows: parquet with `messages` (the collector's `sft`)."),
+    },
+    outputs={
+        "model": OutputDecl(K.hf_model, "The fine-tuned model as a Hugging Face folder.", "model"),
+        "checkpoints": OutputDecl(K.checkpoints, "Resumable checkpoints.", "checkpoints", required=False),
+        "metrics": OutputDecl(K.metrics, "Per-step loss, lr, throughput.", "metrics.jsonl"),
+    },
+    run="stages.sft_trainer.run:run",
+)

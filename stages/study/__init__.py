@@ -1,0 +1,1 @@
+"""The conductor: study definitions -> a DAG of stage manifests -> local or Slurm execution -> status."""
