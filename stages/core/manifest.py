@@ -112,6 +112,7 @@ class ManifestBase(StrictModel):
     schema_id: Literal["forgetting-llms/manifest/v1"] = Field(SCHEMA_ID, alias="schema")
     stage: str
     run_id: str = Field(..., pattern=RUN_ID_PATTERN, description="Stable, human-readable id of the run.")
+    notes: str | None = Field(None, description="Free text for people, e.g. the exact command that runs this file.")
     spec: SpecBase
     status: Status = Field(default_factory=Status)
     provenance: Provenance = Field(default_factory=Provenance)
