@@ -24,10 +24,11 @@ class OpenAIEndpoint(StrictModel):
 
 
 class CollectorParams(StrictModel):
-    mode: Literal["ground-truth", "generate", "prompts"] = Field(
+    mode: Literal["ground-truth", "generate", "prompts", "merge"] = Field(
         "ground-truth",
         description="ground-truth: SFT targets from the dataset, no model; generate: sample a model and grade; "
-        "prompts: export prompts with ground truth for GRPO/SPIN/π-Distill.",
+        "prompts: export prompts with ground truth for GRPO/SPIN/π-Distill; merge: join shard runs' "
+        "trajectories (inputs named freely, kind trajectories) into one set of outputs.",
     )
     env_id: EnvId = Field("math:GSM8K", description="GEM environment id.")
     split: str | None = Field(None, description="Dataset split; None takes the env's registered split.")
@@ -41,11 +42,14 @@ class CollectorParams(StrictModel):
         "first", description="Which correct samples of a prompt become SFT rows (deduplicated)."
     )
     keep_k: int = Field(1, ge=1, le=1024, description="k for keep=best_k (shortest correct responses first).")
-    template_version: str = Field("v1", description="Version of the project's prompt templates.")
-    batch_size: int = Field(64, ge=1, le=100_000, description="Prompts per generation batch.")
+    template: str = Field("qwen3-v1", description="Version of the project's prompt templates (stages.envs).")
+    batch_size: int = Field(
+        64, ge=1, le=100_000,
+        description="Prompts per generation batch. Sampling is seeded per batch of global positions, so shards "
+        "whose start is a multiple of batch_size reproduce an unsharded run exactly.",
+    )
     teacher_id: str | None = Field(None, description="Label of the model in records (e.g. Qwen/Qwen3-32B).")
     openai: OpenAIEndpoint | None = Field(None, description="Endpoint settings for runtime.engine = openai.")
-    checkpoint_every_items: int = Field(256, ge=1, le=1_000_000, description="Flush and checkpoint cadence.")
 
     @model_validator(mode="after")
     def _range(self) -> "CollectorParams":
