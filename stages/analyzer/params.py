@@ -9,15 +9,26 @@ from pydantic import Field
 from stages.core.model_base import StrictModel
 
 
+def _not_retention() -> list[str]:
+    return ["target", "safety", "calibration", "diversity"]
+
+
 class AnalyzerParams(StrictModel):
     study_dir: str | None = Field(
-        None, description="Gather every evaluator manifest under this folder (in addition to named inputs)."
+        None,
+        description="Gather every evaluator run under this folder (its **/manifest.json), in addition to named "
+        "inputs: succeeded runs are analysed, unfinished ones listed as missing, other stages ignored.",
     )
-    title: str = Field("Forgetting study", description="Report title.")
-    confidence: float = Field(0.95, gt=0.5, lt=1.0, description="Confidence level of seed-aggregated intervals.")
+    title: str = Field("Forgetting study", min_length=1, max_length=200, description="Report title.")
+    confidence: float = Field(0.95, gt=0.5, lt=1.0, description="Confidence level of seed-aggregated t intervals.")
     figure_formats: list[Literal["png", "svg"]] = Field(
-        default_factory=lambda: ["png", "svg"], description="Formats of every figure."
+        default_factory=lambda: ["png", "svg"], min_length=1, description="Formats of every figure."
     )
     capability_groups: dict[str, list[str]] | None = Field(
-        None, description="Capability group -> task names; None uses the evaluator's own grouping."
+        None, description="Capability group -> task names; unlisted tasks keep the evaluator's own capability."
+    )
+    retained_exclude: list[str] = Field(
+        default_factory=_not_retention,
+        description="Capabilities left out of 'retained change' (besides the run's own domain): the target and "
+        "the ones with their own plots.",
     )

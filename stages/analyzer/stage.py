@@ -10,10 +10,11 @@ STAGE = StageDef(
     params=AnalyzerParams,
     engines=("native",),
     inputs={},
-    variadic_inputs=K.eval_results,
+    variadic_inputs=K.eval_results,  # any input name: each an evaluator's results (link its manifest's output)
     outputs={
-        "report": OutputDecl(K.report, "index.html with figures and tables.", "report"),
+        "report": OutputDecl(K.report, "index.html with figures (PNG/SVG) and tables; open it from disk.", "report"),
         "tables": OutputDecl(K.report, "CSV and Markdown tables.", "tables"),
     },
     run="stages.analyzer.run:run",
+    preflight="stages.analyzer.gather:preflight",
 )

@@ -12,13 +12,15 @@ from stages.sft_trainer.cli import main as sft_cli
 
 
 @pytest.fixture
-def world(tmp_path):
-    model = tmp_path / "model"
-    model.mkdir()
-    (model / "config.json").write_text("{}")
+def world(tmp_path, tiny_model_dir):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     data = tmp_path / "sft.parquet"
-    data.write_bytes(b"not really parquet; resolution only checks existence")
-    return tmp_path, model, data
+    rows = [{"messages": [{"role": "user", "content": f"What is {i} + {i}?"},
+                          {"role": "assistant", "content": f"\\boxed{{{2 * i}}}"}]} for i in range(16)]
+    pq.write_table(pa.Table.from_pylist(rows), data)
+    return tmp_path, tiny_model_dir, data
 
 
 def manifest(tmp: Path, model: Path, data: Path, **edits) -> dict:
@@ -31,7 +33,7 @@ def manifest(tmp: Path, model: Path, data: Path, **edits) -> dict:
                 "model": {"uri": str(model), "kind": "hf_model"},
                 "data": {"uri": str(data), "kind": "sft_data"},
             },
-            "params": {"epochs": 1},
+            "params": {"epochs": 1, "global_batch_size": 8, "max_length": 256},
             "output_dir": str(tmp / "out"),
         },
     }
