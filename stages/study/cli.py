@@ -1,20 +1,262 @@
-"""``study`` console script: plan, run, submit and follow a study (issue 10)."""
+"""``study`` console script: plan, run, submit and follow a study (issue 10).
+
+Every verb takes a study (a file path, or a name in manifests/studies/) and finds the study's runs under
+``<root>/<study>/``; the root defaults to the cluster profile's ``runs_root`` (``.runs`` for ``local``). Bad input
+(an unknown method, domain, stage or cluster, a cycle, a missing model path) exits 2 with a message before anything
+is written or submitted.
+"""
 
 from __future__ import annotations
 
+import sys
+from collections import Counter
+
 import click
 
+from stages.study.errors import StudyError
 
-@click.group(help="Plan and run a forgetting study: study definition -> stage manifests -> local or Slurm runs.")
+EPILOG = """\b
+Exit codes: 0 done; 1 a run failed (or could not run); 2 bad input, nothing written
+or submitted; 130 interrupted (running stages checkpoint; run again to resume)."""
+
+study_arg = click.argument("study", metavar="STUDY")
+root_opt = click.option("--root", metavar="DIR", help="Where studies live (<root>/<study>/<run_id>/); default: "
+                        "the cluster profile's runs_root (.runs for local).")
+cluster_opt = click.option("--cluster", default="local", show_default=True, metavar="NAME",
+                           help="Cluster profile (slurm/profiles/NAME.yaml): picks model paths and Slurm settings.")
+nocheck_opt = click.option("--no-check-paths", is_flag=True,
+                           help="Do not check that model and dataset folders exist (planning for another machine).")
+
+
+def _fail(e: Exception) -> None:
+    click.echo(f"study: error: {e}", err=True)
+    sys.exit(2)
+
+
+def _setup(study: str, root: str | None, cluster: str, check_paths: bool = True):
+    from stages.study.definition import load_study
+    from stages.study.planner import plan_study
+    from stages.study.profiles import load_profile
+
+    profile = load_profile(cluster)
+    definition = load_study(study)
+    return plan_study(definition, root or profile.runs_root, cluster, check_paths=check_paths), profile
+
+
+def _summary(plan) -> str:
+    by_stage = Counter(r.stage for r in plan.runs.values())
+    parts = ", ".join(f"{n} {s}" for s, n in by_stage.items()) or "no runs"
+    return f"study {plan.study}: {len(plan.runs)} runs ({parts}) in {plan.study_dir}"
+
+
+@click.group(help="Plan and run a forgetting study: a study file -> stage manifests -> local or Slurm runs -> status."
+             "\n\nSTUDY is a file (manifests/studies/phase1.yaml) or the name of one (phase1).", epilog=EPILOG)
 def main() -> None:
     pass
 
 
-@main.command("plan", help="Expand a study into stage manifests (not implemented yet).")
-@click.argument("study")
-@click.option("--root", required=True, help="Folder under which the study's runs are planned.")
-def plan_cmd(study: str, root: str) -> None:
-    raise click.ClickException("not implemented yet: study plan (issue 10)")
+@main.command("plan", epilog=EPILOG, help="Expand STUDY into its DAG of stage manifests and write them to "
+              "<root>/<study>/<run_id>/manifest.json (unchanged files are not rewritten). Lists runs left out by "
+              "the study's `stages` list.")
+@study_arg
+@root_opt
+@cluster_opt
+@nocheck_opt
+@click.option("--list", "show", is_flag=True, help="List every run with the runs it waits for.")
+def plan_cmd(study: str, root: str | None, cluster: str, no_check_paths: bool, show: bool) -> None:
+    from stages.study.planner import write_plan
+
+    try:
+        plan, _ = _setup(study, root, cluster, not no_check_paths)
+        changed = write_plan(plan)
+    except StudyError as e:
+        _fail(e)
+    click.echo(f"{_summary(plan)}; {len(changed)} manifests written or updated")
+    if show:
+        for run in plan.runs.values():
+            click.echo(f"  {run.stage:<13} {run.run_id}" + (f"  <- {', '.join(run.deps)}" if run.deps else ""))
+    if plan.left_out:
+        click.echo(_left_out(plan, show))
+
+
+def _left_out(plan, every: bool) -> str:
+    """Runs the study's `stages` list leaves out: each with its reason (--list), or counted per stage."""
+    if every:
+        return "\n".join(f"  left out: {rid}: {why}" for rid, why in plan.left_out.items())
+    missing = Counter(why.split()[1] for why in plan.left_out.values() if why.startswith("stage "))
+    waiting = sum(1 for why in plan.left_out.values() if not why.startswith("stage "))
+    parts = [f"{n} {stage}" for stage, n in missing.items()]
+    return (f"  left out: {len(plan.left_out)} runs ({', '.join(parts)} runs: stages not in the study's `stages` "
+            f"list; {waiting} more that need them); --list names each")
+
+
+def _report_line(plan) -> str | None:
+    from stages.study.records import read_record
+
+    for run in plan.runs.values():
+        if run.stage == "analyzer":
+            rec = read_record(run) or {}
+            out = (rec.get("outputs") or {}).get("report") or {}
+            if (rec.get("status") or {}).get("state") == "succeeded" and out.get("uri"):
+                return f"report: {out['uri']}/index.html"
+    return None
+
+
+def _run_local(study, root, jobs, images, only, no_check_paths) -> None:
+    from stages.study.local import run_local
+    from stages.study.planner import write_plan
+    from stages.study.status import compute, render_table
+
+    try:
+        plan, _ = _setup(study, root, "local", not no_check_paths)
+        write_plan(plan)
+        if only:
+            unknown = sorted(set(only) - set(plan.runs))
+            if unknown:
+                raise StudyError(f"unknown run ids: {', '.join(unknown)}")
+        result = run_local(plan, jobs=jobs, images=images, only=set(only) if only else None, echo=click.echo)
+    except StudyError as e:
+        _fail(e)
+    if plan.left_out:
+        click.echo(_left_out(plan, False))
+    click.echo(render_table(compute(plan, ask_queue=False), plan))
+    line = _report_line(plan)
+    if line:
+        click.echo(line)
+    sys.exit(result.exit_code)
+
+
+@main.command("run", epilog=EPILOG, help="Plan STUDY and run it: with --executor local, here, each run a process "
+              "of its stage's CLI (or `apptainer run` with --images), in dependency order, skipping what already "
+              "succeeded; with --executor slurm, the same as `study submit`. This is what `make smoke` calls.")
+@study_arg
+@click.option("--executor", type=click.Choice(["local", "slurm"]), default="local", show_default=True)
+@root_opt
+@click.option("--cluster", default=None, metavar="NAME", help="Cluster profile for --executor slurm.")
+@click.option("--jobs", "-j", default=1, show_default=True, type=click.IntRange(1, 64), help="Runs at once (local).")
+@click.option("--images", metavar="DIR", help="Run stages with `apptainer run DIR/<image>.sif`.")
+@click.option("--run", "only", multiple=True, metavar="RUN_ID", help="Only this run and what depends on it.")
+@nocheck_opt
+def run_cmd(study, executor, root, cluster, jobs, images, only, no_check_paths) -> None:
+    if executor == "local":
+        if cluster not in (None, "local"):
+            _fail(StudyError("--executor local runs here with the local profile; use --executor slurm for a cluster"))
+        _run_local(study, root, jobs, images, only, no_check_paths)
+    else:
+        if not cluster:
+            _fail(StudyError("--executor slurm needs --cluster NAME"))
+        _submit(study, root, cluster, False, images, None, False, only, no_check_paths)
+
+
+def _submit(study, root, cluster, dry_run, images, account, retry, only, no_check_paths) -> None:
+    import shutil
+
+    from stages.study.planner import write_plan
+    from stages.study.submit import SubmitError, submit_plan
+
+    try:
+        plan, profile = _setup(study, root, cluster, not no_check_paths)
+        if not dry_run and shutil.which("sbatch") is None:
+            raise StudyError("sbatch is not on PATH: submit from a login node of the cluster (or use --dry-run)")
+        if only:
+            unknown = sorted(set(only) - set(plan.runs))
+            if unknown:
+                raise StudyError(f"unknown run ids: {', '.join(unknown)}")
+        if not dry_run:
+            write_plan(plan)
+        result = submit_plan(plan, profile, dry_run=dry_run, retry=retry, only=set(only) if only else None,
+                             images_dir=images, account=account, echo=click.echo)
+    except StudyError as e:
+        _fail(e)
+    except SubmitError as e:
+        click.echo(f"study: {e}", err=True)
+        sys.exit(1)
+    if dry_run:
+        for job in result.jobs:
+            click.echo(f"\n# ===== {job.path}\n# submit: {' '.join(job.argv)}\n{job.script}")
+    click.echo(f"{_summary(plan)}: {len(result.submitted)} submitted in {len(result.jobs)} jobs, "
+               f"{len(result.waiting_on)} already queued or running, {len(result.done)} done, "
+               f"{len(result.held_back)} held back")
+    for rid, why in result.held_back.items():
+        click.echo(f"  held back: {rid}: {why}")
+
+
+@main.command("submit", epilog=EPILOG, help="Plan STUDY for --cluster and submit one sbatch job per run (array jobs "
+              "for runs of one shape with the same dependencies), chained with --dependency=afterok, with the "
+              "pre-timeout --signal and --requeue; exit code 75 after the signal requeues the job. Runs that are "
+              "done or already queued are not submitted again; failed ones wait for `study retry`.")
+@study_arg
+@click.option("--cluster", required=True, metavar="NAME", help="Cluster profile (slurm/profiles/NAME.yaml).")
+@root_opt
+@click.option("--dry-run", is_flag=True, help="Print the sbatch scripts and commands; write and submit nothing.")
+@click.option("--images", metavar="DIR", help="Directory of the stage SIF files (overrides the profile).")
+@click.option("--account", metavar="ACCOUNT", help="Slurm account (overrides the profile).")
+@click.option("--run", "only", multiple=True, metavar="RUN_ID", help="Only this run and what depends on it.")
+@nocheck_opt
+def submit_cmd(study, cluster, root, dry_run, images, account, only, no_check_paths) -> None:
+    _submit(study, root, cluster, dry_run, images, account, False, only, no_check_paths)
+
+
+@main.command("status", epilog=EPILOG, help="One row per run of STUDY, read from the manifests the runs wrote (not "
+              "from sacct): state, attempt, failures' messages and where their logs are. A `running` record whose "
+              "job or process is gone shows as stale; `preempted` is not final.")
+@study_arg
+@root_opt
+@cluster_opt
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--verbose", "-v", is_flag=True, help="Do not shorten long messages.")
+def status_cmd(study, root, cluster, as_json, verbose) -> None:
+    from stages.study.status import compute, render_table, to_json
+
+    try:
+        plan, _ = _setup(study, root, cluster, check_paths=False)
+        from stages.study.paths import local
+
+        local(plan.study_dir)  # an unset $SCRATCH is an error here, not an empty study
+        rows = compute(plan)
+    except StudyError as e:
+        _fail(e)
+    click.echo(to_json(rows) if as_json else render_table(rows, plan, verbose))
+
+
+@main.command("retry", epilog=EPILOG, help="Run again the failed, stale, lost and unrequeued preempted runs of "
+              "STUDY (or only --run ones) and what depends on them: locally, or on Slurm with --cluster. Stages "
+              "resume from their last checkpoint.")
+@study_arg
+@click.option("--executor", type=click.Choice(["local", "slurm"]), default="local", show_default=True)
+@click.option("--cluster", default=None, metavar="NAME", help="Cluster profile for --executor slurm.")
+@root_opt
+@click.option("--run", "only", multiple=True, metavar="RUN_ID", help="Only this run and what depends on it.")
+@click.option("--images", metavar="DIR", help="Stage images (see run/submit).")
+@click.option("--jobs", "-j", default=1, show_default=True, type=click.IntRange(1, 64), help="Runs at once (local).")
+def retry_cmd(study, executor, cluster, root, only, images, jobs) -> None:
+    if executor == "local":
+        _run_local(study, root, jobs, images, only, False)  # locally, `run` already retries what is not done
+    else:
+        if not cluster:
+            _fail(StudyError("--executor slurm needs --cluster NAME"))
+        _submit(study, root, cluster, False, images, None, True, only, False)
+
+
+@main.command("sync-wandb", epilog=EPILOG, help="Upload STUDY's offline W&B runs (kept in each run's output folder) "
+              "with `wandb sync`; run it on a login node, since compute nodes log offline.")
+@study_arg
+@root_opt
+@cluster_opt
+@click.option("--dry-run", is_flag=True, help="List the offline runs that would be synced.")
+def sync_cmd(study, root, cluster, dry_run) -> None:
+    from stages.study.paths import local
+    from stages.study.wandb_sync import sync
+
+    try:
+        plan, _ = _setup(study, root, cluster, check_paths=False)
+        runs, code = sync(local(plan.study_dir), dry_run)
+    except StudyError as e:
+        _fail(e)
+    for r in runs:
+        click.echo(f"  {'would sync' if dry_run else 'synced'} {r}")
+    click.echo(f"{len(runs)} offline W&B runs {'to sync' if dry_run else 'handed to wandb sync'}")
+    sys.exit(1 if code else 0)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,73 @@
+"""Helpers for the conductor's tests: small studies made of the lifecycle test stage (``tests.core.counting_stage``,
+run through its own CLI as an extra run with an explicit command), and fake scratch folders for the phase studies.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+COUNTER = [sys.executable, "-m", "tests.core.counting_stage"]
+SMALL = {"cpus_per_task": 1, "mem_gb": 1, "time_minutes": 5}
+
+
+def counter_run(run_id: str, after: list[str] | None = None, seed_from: str | None = None, **params: Any) -> dict:
+    run: dict[str, Any] = {"run_id": run_id, "stage": "counter", "command": COUNTER, "params": params,
+                           "resources": dict(SMALL)}
+    if after:
+        run["after"] = after
+    if seed_from:
+        run["inputs"] = {"seed_file": {"run": seed_from, "output": "result"}}
+    return run
+
+
+def write_study(folder: Path, name: str, runs: list[dict], **extra: Any) -> Path:
+    path = folder / f"{name}.yaml"
+    path.write_text(yaml.safe_dump({"study": name, "runs": runs, **extra}, sort_keys=False))
+    return path
+
+
+def diamond(folder: Path, name: str = "diamond", **a_params: Any) -> Path:
+    """a -> (b, c) -> d: b and c read a's output; d waits for both."""
+    return write_study(folder, name, [
+        counter_run("a", steps=3, **a_params),
+        counter_run("b", seed_from="a", steps=2),
+        counter_run("c", seed_from="a", steps=4),
+        counter_run("d", after=["b", "c"], steps=1),
+    ])
+
+
+def record(root: Path, study: str, run_id: str) -> dict:
+    return json.loads((root / study / run_id / "out" / "manifest.json").read_text())
+
+
+@pytest.fixture
+def counter_env(monkeypatch):
+    """Make ``python -m tests.core.counting_stage`` importable from any working directory."""
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
+    monkeypatch.chdir(REPO)
+
+
+@pytest.fixture
+def fake_scratch(tmp_path, monkeypatch) -> Path:
+    """$SCRATCH with empty folders for every model and dataset the phase studies name."""
+    from stages.envs.registry import ENVS
+    from stages.study.definition import load_study
+
+    scratch = tmp_path / "scratch"
+    for name in ("phase1", "phase2", "phase3", "phase1-sweep"):
+        for key, ck in load_study(name).models.checkpoints.items():
+            (scratch / "forgetting-llms" / "models" / (ck.repo_id or key).rsplit("/", 1)[-1]).mkdir(
+                parents=True, exist_ok=True)
+    for env in ENVS.values():
+        (scratch / "forgetting-llms" / "datasets" / env.folder).mkdir(parents=True, exist_ok=True)
+    (scratch / "forgetting-llms" / "benchmarks").mkdir(parents=True, exist_ok=True)
+    monkeypatch.setenv("SCRATCH", str(scratch))
+    return scratch
