@@ -37,11 +37,11 @@ def _normalise(text: str) -> str:
     return " ".join(text.split())
 
 
-def select_sft(records: list[dict], keep: str, keep_k: int) -> list[dict]:
+def select_sft(records: list[dict], keep: str, keep_k: int, correct_only: bool = True) -> list[dict]:
     """Correct responses per item, deduplicated; `first` by sample index, `best_k` the k shortest, `all` all."""
     by_item: dict[int, list[dict]] = defaultdict(list)
     for r in sort_records(records):
-        if r.get("correct") and r.get("response"):
+        if (r.get("correct") or not correct_only) and r.get("response"):
             by_item[r["position"]].append(r)
     chosen = []
     for pos in sorted(by_item):
@@ -94,8 +94,9 @@ def prompt_rows(records: list[dict]) -> list[dict]:
 def write_outputs(records: list[dict], mode: str, params, out_dir: Path, stats: dict[str, Any]) -> dict[str, str]:
     outputs = {"trajectories": "trajectories.jsonl", "stats": "stats.json"}
     if mode in ("ground-truth", "generate"):
-        parquet, jsonl = sft_rows(select_sft(records, params.keep, params.keep_k))
+        parquet, jsonl = sft_rows(select_sft(records, params.keep, params.keep_k, params.sft_correct_only))
         stats["sft_rows"] = len(parquet)
+        stats["sft_correct_only"] = params.sft_correct_only
         if parquet:
             _write_parquet(parquet, out_dir / "sft.parquet")
             _write_jsonl(jsonl, out_dir / "sft.jsonl")

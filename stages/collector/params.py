@@ -42,6 +42,11 @@ class CollectorParams(StrictModel):
         "first", description="Which correct samples of a prompt become SFT rows (deduplicated)."
     )
     keep_k: int = Field(1, ge=1, le=1024, description="k for keep=best_k (shortest correct responses first).")
+    sft_correct_only: bool = Field(
+        True,
+        description="Only verifier-correct responses become SFT rows (the SFT methods' rule). False lets a pipeline "
+        "smoke test with an untrained tiny teacher produce rows; it is recorded in stats and never for research.",
+    )
     template: str = Field("qwen3-v1", description="Version of the project's prompt templates (stages.envs).")
     batch_size: int = Field(
         64, ge=1, le=100_000,

@@ -82,3 +82,16 @@ def test_generate_mode(tmp_path, fx, domain):
     stats = json.loads((out / "stats.json").read_text())
     assert set(stats["pass_at_k"]) == {"1", "2"} and stats["records"] == 4
     assert record_of(out)["summary"]["records"] == 4
+
+
+def test_sft_rows_hold_only_correct_responses_unless_told(tmp_path, fx):
+    res = run_inproc(write_manifest(tmp_path, fx, "math", "generate", out="strict", name="a.json", max_items=2))
+    assert res.exit_code == 0, res.output
+    strict = json.loads((tmp_path / "strict" / "stats.json").read_text())
+    assert strict["sft_rows"] == sum(1 for r in records(tmp_path / "strict") if r["correct"])  # tiny model: 0
+    assert strict["sft_correct_only"] is True
+    res = run_inproc(write_manifest(tmp_path, fx, "math", "generate", out="loose", name="b.json", max_items=2,
+                                    sft_correct_only=False))
+    assert res.exit_code == 0, res.output
+    loose = json.loads((tmp_path / "loose" / "stats.json").read_text())
+    assert loose["sft_rows"] == 2 and loose["sft_correct_only"] is False  # first sample of each item
