@@ -1,7 +1,7 @@
 """``pi-distill`` console script."""
 
-from stages.pi_distill.stage import STAGE
 from stages.core.cli import make_cli
+from stages.pi_distill.stage import STAGE
 
 main = make_cli(STAGE)
 

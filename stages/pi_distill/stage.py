@@ -1,4 +1,9 @@
-"""π-Distill's declaration. Imports nothing heavy."""
+"""π-Distill's declaration. Imports nothing heavy.
+
+One engine, ``native`` (the shared ``stages.lm`` engine: CPU or one GPU); ``variant`` switches between π-Distill
+and the same paper's OPSD. The preflight hook checks the prompt set (schema, privileged information, size) before
+anything is written.
+"""
 
 from stages.core import ArtifactKind as K
 from stages.core import InputDecl, OutputDecl, StageDef
@@ -11,7 +16,11 @@ STAGE = StageDef(
     engines=("native",),
     inputs={
         "model": InputDecl((K.hf_model,), "The starting checkpoint."),
-        "prompts": InputDecl((K.rl_prompts,), "Prompts with ground truth and privileged reference solutions."),
+        "prompts": InputDecl(
+            (K.rl_prompts,),
+            "Prompts with ground truth and privileged information (the collector's `prompts`; the reference "
+            "solution in extra_info.reference_solution).",
+        ),
     },
     outputs={
         "model": OutputDecl(K.hf_model, "The trained model.", "model"),
@@ -20,4 +29,5 @@ STAGE = StageDef(
         "rollouts": OutputDecl(K.rollouts, "Sampled rollouts at an interval.", "rollouts.jsonl", required=False),
     },
     run="stages.pi_distill.run:run",
+    preflight="stages.pi_distill.preflight:preflight",
 )
