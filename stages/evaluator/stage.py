@@ -13,6 +13,9 @@ STAGE = StageDef(
         "model": InputDecl((K.hf_model,), "The checkpoint to evaluate."),
         "base_model": InputDecl((K.hf_model,), "The starting checkpoint, for KL(base || post).", required=False),
         "base_results": InputDecl((K.eval_results,), "The base model's results, for sample-level forgetting.", False),
+        "base_rerun_results": InputDecl(
+            (K.eval_results,), "A second evaluation of the base (another seed): the noise flip rate.", False
+        ),
         "target_data": InputDecl((K.gem_dataset,), "The domain's eval dataset for the target suite.", False),
         "benchmarks": InputDecl((K.benchmark_data,), "Folder of local benchmark rows (XSTest ...).", False),
     },
@@ -21,4 +24,5 @@ STAGE = StageDef(
         "samples": OutputDecl(K.samples, "Per-item records.", "samples", required=False),
     },
     run="stages.evaluator.run:run",
+    preflight="stages.evaluator.preflight:preflight",
 )
