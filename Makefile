@@ -50,5 +50,13 @@ test-fast: setup fixtures
 smoke: setup fixtures
 	$(BIN)/study run manifests/studies/smoke.yaml --executor local --root .runs
 
+IMAGES ?= all
+
+images: setup
+	images/build.sh $(IMAGES)
+
+sifs:
+	images/to-sif.sh $(IMAGES)
+
 clean:
 	rm -rf .runs .fixtures
