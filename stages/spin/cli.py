@@ -1,7 +1,7 @@
 """``spin`` console script."""
 
-from stages.spin.stage import STAGE
 from stages.core.cli import make_cli
+from stages.spin.stage import STAGE
 
 main = make_cli(STAGE)
 

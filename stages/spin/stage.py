@@ -11,14 +11,17 @@ STAGE = StageDef(
     engines=("native",),
     inputs={
         "model": InputDecl((K.hf_model,), "The starting checkpoint."),
-        "prompts": InputDecl((K.rl_prompts,), "Prompts with ground truth and reference solutions."),
+        "prompts": InputDecl((K.rl_prompts,), "Prompts with ground truth and reference solutions (verl RL parquet)."),
     },
     outputs={
-        "model": OutputDecl(K.hf_model, "The final model.", "model"),
-        "pairs": OutputDecl(K.pairs, "Every iteration's pairs.", "pairs"),
-        "metrics": OutputDecl(K.metrics, "Loss, margins, log-prob gaps, share of correct samples.", "metrics.jsonl"),
-        "iteration_models": OutputDecl(K.checkpoints, "Each iteration's model.", "iterations", required=False),
-        "checkpoints": OutputDecl(K.checkpoints, "Resumable checkpoints.", "checkpoints", required=False),
+        "model": OutputDecl(K.hf_model, "The final model (the last iteration's).", "model"),
+        "pairs": OutputDecl(K.pairs, "Every iteration's pairs (iter-<t>.jsonl) and reference log-probs "
+                            "(iter-<t>.reference.jsonl).", "pairs"),
+        "metrics": OutputDecl(K.metrics, "Per iteration: samples and share already correct; per step: loss, reward "
+                              "margins, chosen/rejected log-probs and gap.", "metrics.jsonl"),
+        "iteration_models": OutputDecl(K.checkpoints, "Each iteration's model (save_iteration_models).", "iterations",
+                                       required=False),
     },
     run="stages.spin.run:run",
+    preflight="stages.spin.preflight:preflight",
 )
