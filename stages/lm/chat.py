@@ -64,22 +64,22 @@ class ChatFormat:
 
     thinking: bool = False
 
-    def _render(self, tokenizer: "PreTrainedTokenizerBase", messages: Sequence[Message], gen_prompt: bool) -> str:
+    def _render(self, tokenizer: PreTrainedTokenizerBase, messages: Sequence[Message], gen_prompt: bool) -> str:
         if getattr(tokenizer, "chat_template", None) is None:
             raise ChatFormatError("the tokenizer has no chat template; use a model folder with chat_template")
         return tokenizer.apply_chat_template(
             list(messages), tokenize=False, add_generation_prompt=gen_prompt, enable_thinking=self.thinking
         )
 
-    def render_prompt(self, tokenizer: "PreTrainedTokenizerBase", messages: Sequence[Message]) -> str:
+    def render_prompt(self, tokenizer: PreTrainedTokenizerBase, messages: Sequence[Message]) -> str:
         """The text a generator continues: the conversation plus the assistant header (and empty think block)."""
         check_messages(messages, must_end_with_assistant=False)
         return self._render(tokenizer, messages, gen_prompt=True)
 
-    def prompt_ids(self, tokenizer: "PreTrainedTokenizerBase", messages: Sequence[Message]) -> list[int]:
+    def prompt_ids(self, tokenizer: PreTrainedTokenizerBase, messages: Sequence[Message]) -> list[int]:
         return list(tokenizer(self.render_prompt(tokenizer, messages), add_special_tokens=False)["input_ids"])
 
-    def completion_text(self, tokenizer: "PreTrainedTokenizerBase", messages: Sequence[Message]) -> tuple[str, str]:
+    def completion_text(self, tokenizer: PreTrainedTokenizerBase, messages: Sequence[Message]) -> tuple[str, str]:
         """Split a conversation ending with the assistant into (prompt text, trained completion text)."""
         check_messages(messages, must_end_with_assistant=True)
         prompt = self._render(tokenizer, messages[:-1], gen_prompt=True)
@@ -97,7 +97,7 @@ class ChatFormat:
         return prompt, rest[: end + len(END_OF_TURN)]
 
     def encode(
-        self, tokenizer: "PreTrainedTokenizerBase", messages: Sequence[Message], max_length: int | None = None
+        self, tokenizer: PreTrainedTokenizerBase, messages: Sequence[Message], max_length: int | None = None
     ) -> EncodedChat:
         """Token ids of prompt + final assistant turn, with a mask that is True on exactly the trained tokens."""
         prompt, completion = self.completion_text(tokenizer, messages)
@@ -109,7 +109,7 @@ class ChatFormat:
         mask = [False] * len(prompt_ids) + [True] * len(completion_ids)
         return EncodedChat(ids, mask, prompt, completion)
 
-    def stop_token_ids(self, tokenizer: "PreTrainedTokenizerBase") -> list[int]:
+    def stop_token_ids(self, tokenizer: PreTrainedTokenizerBase) -> list[int]:
         """Token ids that end an assistant turn: ``<|im_end|>`` and the tokenizer's eos (Base models differ)."""
         ids = {tokenizer.convert_tokens_to_ids(END_OF_TURN)}
         if tokenizer.eos_token_id is not None:

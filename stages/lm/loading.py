@@ -53,7 +53,7 @@ def check_model_dir(path: str | Path) -> Path:
     return folder
 
 
-def pick_device(requested: str = "auto") -> "torch.device":
+def pick_device(requested: str = "auto") -> torch.device:
     """``auto`` means the local CUDA device when there is one (honouring LOCAL_RANK), else the CPU."""
     import os
 
@@ -69,7 +69,7 @@ def pick_device(requested: str = "auto") -> "torch.device":
     return torch.device("cpu")
 
 
-def pick_dtype(device: "torch.device", requested: str = "auto") -> "torch.dtype":
+def pick_dtype(device: torch.device, requested: str = "auto") -> torch.dtype:
     """bf16 on a GPU, fp32 on the CPU (bf16 matmuls on CPU are slow and lossy), unless a dtype is named."""
     import torch
 
@@ -84,7 +84,7 @@ def flash_attention_installed() -> bool:
     return importlib.util.find_spec("flash_attn") is not None
 
 
-def pick_attn_implementation(device: "torch.device", requested: str = "auto") -> str:
+def pick_attn_implementation(device: torch.device, requested: str = "auto") -> str:
     """flash-attention 2 when installed and on a GPU, else PyTorch SDPA (always available)."""
     if requested != "auto":
         return requested
@@ -93,7 +93,7 @@ def pick_attn_implementation(device: "torch.device", requested: str = "auto") ->
     return "sdpa"
 
 
-def load_tokenizer(path: str | Path) -> "PreTrainedTokenizerBase":
+def load_tokenizer(path: str | Path) -> PreTrainedTokenizerBase:
     from transformers import AutoTokenizer
 
     folder = check_model_dir(path) if (Path(path) / "config.json").exists() else Path(path)
@@ -113,7 +113,7 @@ def load_model(
     attn_implementation: str = "auto",
     lora: LoraSettings | None = None,
     trainable: bool = False,
-) -> "PreTrainedModel":
+) -> PreTrainedModel:
     """Load a causal LM from a local folder onto a device, optionally wrapped with LoRA adapters.
 
     ``trainable=False`` returns the model in eval mode with gradients off (generation, reference, evaluation).
@@ -138,7 +138,7 @@ def load_model(
     return model
 
 
-def apply_lora(model: "PreTrainedModel", lora: LoraSettings) -> Any:
+def apply_lora(model: PreTrainedModel, lora: LoraSettings) -> Any:
     """Wrap ``model`` with LoRA adapters (peft); only the adapters train."""
     try:
         from peft import LoraConfig, get_peft_model

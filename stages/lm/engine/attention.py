@@ -14,7 +14,6 @@ Because the name is not one of transformers' mask kinds, transformers builds no 
 
 from __future__ import annotations
 
-import functools
 import importlib.util
 import inspect
 from typing import Any
@@ -25,23 +24,19 @@ import torch.nn.functional as F
 PACKED_ATTENTION = "lm_packed"
 
 
-@functools.cache
-def _torch_varlen() -> Any:
+def _load_torch_varlen() -> tuple[Any, dict[str, Any], bool, bool]:
+    """PyTorch's varlen flash kernel and what its signature offers (it changed between torch releases):
+    the causal keyword (``is_causal`` in 2.10, ``window_size`` later), GQA and a ``scale`` argument."""
     try:
         from torch.nn.attention.varlen import varlen_attn
     except ImportError:
-        return None
-    return varlen_attn
+        return None, {}, False, False
+    params = inspect.signature(varlen_attn).parameters
+    causal = {"window_size": (-1, 0)} if "window_size" in params else {"is_causal": True}
+    return varlen_attn, causal, "enable_gqa" in params, "scale" in params
 
 
-@functools.cache
-def _varlen_params() -> frozenset[str]:
-    fn = _torch_varlen()
-    return frozenset(inspect.signature(fn).parameters) if fn is not None else frozenset()
-
-
-@functools.cache
-def _flash_attn_varlen() -> Any:
+def _load_flash_attn() -> Any:
     if importlib.util.find_spec("flash_attn") is None:
         return None
     from flash_attn import flash_attn_varlen_func
@@ -49,11 +44,16 @@ def _flash_attn_varlen() -> Any:
     return flash_attn_varlen_func
 
 
+# Resolved once at import, so compiled graphs see plain globals instead of lookups.
+_TORCH_VARLEN, _TORCH_VARLEN_CAUSAL, _TORCH_VARLEN_GQA, _TORCH_VARLEN_SCALE = _load_torch_varlen()
+_FLASH_ATTN_VARLEN = _load_flash_attn()
+
+
 def varlen_kernel_name(device: torch.device) -> str:
     """Which kernel packed attention uses on ``device``: flash_attn, torch_varlen or sdpa_block_mask."""
-    if device.type == "cuda" and _flash_attn_varlen() is not None:
+    if device.type == "cuda" and _FLASH_ATTN_VARLEN is not None:
         return "flash_attn"
-    if device.type == "cuda" and _torch_varlen() is not None:
+    if device.type == "cuda" and _TORCH_VARLEN is not None:
         return "torch_varlen"
     return "sdpa_block_mask"
 
@@ -62,20 +62,19 @@ def _varlen(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, cu: torch.Tensor,
             kernel: str) -> torch.Tensor:
     """q (T, H, D), k/v (T, Hkv, D) -> (T, H, D), causal within each document."""
     if kernel == "flash_attn":
-        return _flash_attn_varlen()(q, k, v, cu, cu, max_len, max_len, softmax_scale=scale, causal=True)
-    params = _varlen_params()
-    kwargs: dict[str, Any] = {"scale": scale}
-    if "window_size" in params:
-        kwargs["window_size"] = (-1, 0)
-    else:
-        kwargs["is_causal"] = True
+        return _FLASH_ATTN_VARLEN(q, k, v, cu, cu, max_len, max_len, softmax_scale=scale, causal=True)
+    kwargs: dict[str, Any] = dict(_TORCH_VARLEN_CAUSAL)
+    if _TORCH_VARLEN_SCALE:
+        kwargs["scale"] = scale
+    elif abs(scale - q.shape[-1] ** -0.5) > 1e-12:
+        q = q * (scale * q.shape[-1] ** 0.5)  # the kernel applies 1/sqrt(D); fold the difference into q
     if q.shape[1] != k.shape[1]:
-        if "enable_gqa" in params:
+        if _TORCH_VARLEN_GQA:
             kwargs["enable_gqa"] = True
         else:
             rep = q.shape[1] // k.shape[1]
             k, v = k.repeat_interleave(rep, dim=1), v.repeat_interleave(rep, dim=1)
-    return _torch_varlen()(q, k, v, cu, cu, max_len, max_len, **kwargs)
+    return _TORCH_VARLEN(q, k, v, cu, cu, max_len, max_len, **kwargs)
 
 
 def packed_attention_forward(
@@ -93,7 +92,7 @@ def packed_attention_forward(
     cu = kwargs.get("cu_seq_lens_q")
     if cu is None:
         raise ValueError("lm_packed attention needs cu_seq_lens_q (run the model through stages.lm.engine)")
-    kernel = varlen_kernel_name(query.device)
+    kernel = kwargs.get("lm_attn_kernel", "sdpa_block_mask")
     if kernel != "sdpa_block_mask":
         dtype = query.dtype
         if dtype not in (torch.float16, torch.bfloat16):
@@ -127,7 +126,8 @@ def packed_attention_kwargs(batch: Any, device: torch.device) -> dict[str, Any]:
         "cu_seq_lens_k": batch.cu_seqlens,
         "max_length_q": batch.max_seqlen,
         "max_length_k": batch.max_seqlen,
+        "lm_attn_kernel": varlen_kernel_name(device),
     }
-    if varlen_kernel_name(device) == "sdpa_block_mask":
+    if kwargs["lm_attn_kernel"] == "sdpa_block_mask":
         kwargs["lm_block_mask"] = batch.block_causal_mask()
     return kwargs

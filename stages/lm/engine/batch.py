@@ -28,6 +28,10 @@ class Sample:
     doc_fields: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Check lengths (again: stages often attach token fields after building the sample)."""
         n = len(self.input_ids)
         if n < 2:
             raise LMInputError(f"a sample needs at least 2 tokens, got {n}")
@@ -43,7 +47,7 @@ class Sample:
         return len(self.input_ids)
 
     @classmethod
-    def from_chat(cls, encoded: object, **doc_fields: float) -> "Sample":
+    def from_chat(cls, encoded: object, **doc_fields: float) -> Sample:
         """A sample from ``stages.lm.chat.EncodedChat`` (its assistant mask becomes the loss mask)."""
         return cls(list(encoded.input_ids), list(encoded.assistant_mask), doc_fields=dict(doc_fields))  # type: ignore[attr-defined]
 
@@ -62,6 +66,10 @@ def check_groups(groups: Sequence[Sequence[Sample]], max_length: int) -> None:
         if not group:
             raise LMInputError(f"group {gi} is empty")
         for si, sample in enumerate(group):
+            try:
+                sample.validate()
+            except LMInputError as err:
+                raise LMInputError(f"group {gi} sample {si}: {err}") from None
             if len(sample) > max_length:
                 raise LMInputError(
                     f"group {gi} sample {si} has {len(sample)} tokens, over max_length {max_length}: "

@@ -13,6 +13,7 @@ import json
 import os
 import random
 import shutil
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -93,7 +94,9 @@ def save_checkpoint(root: str | Path, step: int, module: torch.nn.Module, optimi
         tmp.mkdir()
     barrier(info)
     model_sd, optim_sd = get_state_dict(module, optimizer)
-    dcp.save({"model": model_sd, "optim": optim_sd}, checkpoint_id=str(tmp))
+    with warnings.catch_warnings():  # single-process DCP warns that no process group exists: that is intended
+        warnings.filterwarnings("ignore", message=".*torch.distributed is disabled.*")
+        dcp.save({"model": model_sd, "optim": optim_sd}, checkpoint_id=str(tmp))
     torch.save(rng_state(), tmp / f"rng_rank{info.rank}.pt")
     barrier(info)
     if info.is_main:
@@ -128,7 +131,9 @@ def load_checkpoint(path: str | Path, module: torch.nn.Module, optimizer: torch.
         rng_file = folder / f"rng_rank{info.rank}.pt"
     model_sd, optim_sd = get_state_dict(module, optimizer)
     holder = {"model": model_sd, "optim": optim_sd}
-    dcp.load(holder, checkpoint_id=str(folder))
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*torch.distributed is disabled.*")
+        dcp.load(holder, checkpoint_id=str(folder))
     set_state_dict(module, optimizer, model_state_dict=holder["model"], optim_state_dict=holder["optim"])
     set_rng_state(torch.load(rng_file, weights_only=False))
     return state

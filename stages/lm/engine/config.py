@@ -17,6 +17,7 @@ from stages.lm.loading import LoraSettings
 
 Schedule = Literal["cosine", "linear", "constant"]
 Precision = Literal["auto", "bf16-mixed", "bf16", "fp32"]
+Sharding = Literal["auto", "on", "off"]
 
 
 class TrainConfigError(LMInputError):
@@ -31,6 +32,9 @@ class TrainConfig:
     pi-Distill teacher/student pair). An optimizer step consumes ``global_batch_groups`` groups, or groups up to
     ``global_batch_tokens`` tokens when that is set. Each forward pass packs groups into at most
     ``micro_batch_tokens`` tokens; gradient accumulation over micro-batches is implicit.
+
+    Precision ``bf16-mixed`` (the GPU default) keeps fp32 master weights and optimizer state and computes in
+    bf16: through FSDP2's mixed-precision policy (``fsdp`` auto/on, also on a single GPU) or autocast (``off``).
     """
 
     lr: float = 1e-5
@@ -48,6 +52,7 @@ class TrainConfig:
     betas: tuple[float, float] = (0.9, 0.999)
     eps: float = 1e-8
     precision: Precision = "auto"
+    fsdp: Sharding = "auto"
     activation_checkpointing: bool = False
     compile: bool = False
     static_shapes: bool | None = None
@@ -76,12 +81,13 @@ class TrainConfig:
             (self.global_batch_tokens is None or self.global_batch_tokens >= 1, "global_batch_tokens must be >= 1"),
             (self.max_length >= 2, f"max_length must be >= 2, got {self.max_length}"),
             (self.micro_batch_tokens >= self.max_length,
-             f"micro_batch_tokens ({self.micro_batch_tokens}) must be >= max_length ({self.max_length}) so any "
-             "sequence fits one forward pass"),
+             (f"micro_batch_tokens ({self.micro_batch_tokens}) must be >= max_length ({self.max_length}) so any "
+              "sequence fits one forward pass")),
             (self.grad_clip is None or self.grad_clip > 0, f"grad_clip must be > 0 or None, got {self.grad_clip}"),
             (self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}"),
             (len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas), f"betas must be two values in [0, 1), got {self.betas}"),
             (self.precision in ("auto", "bf16-mixed", "bf16", "fp32"), f"precision must be auto, bf16-mixed, bf16 or fp32, got {self.precision!r}"),
+            (self.fsdp in ("auto", "on", "off"), f"fsdp must be auto, on or off, got {self.fsdp!r}"),
             (self.logprob_chunk_tokens >= 1, "logprob_chunk_tokens must be >= 1"),
             (self.checkpoint_every >= 0, f"checkpoint_every must be >= 0 (0 = only at the end), got {self.checkpoint_every}"),
             (self.keep_last >= 1, f"keep_last must be >= 1, got {self.keep_last}"),
@@ -93,7 +99,7 @@ class TrainConfig:
                 raise TrainConfigError(f"TrainConfig: {message}")
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
+    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
@@ -104,6 +110,15 @@ class TrainConfig:
         out = dataclasses.asdict(self)
         out["betas"] = list(self.betas)
         return out
+
+    def use_fsdp(self, device_type: str, world_size: int) -> bool:
+        """FSDP2 always under torchrun; on one GPU too by default for bf16-mixed, where its mixed-precision
+        policy (bf16 compute, fp32 master weights and gradient reduction) is faster than autocast."""
+        if world_size > 1:
+            return True
+        if self.fsdp == "auto":
+            return device_type == "cuda" and self.resolved_precision(device_type) == "bf16-mixed"
+        return self.fsdp == "on"
 
     def resolved_precision(self, device_type: str) -> str:
         if self.precision == "auto":

@@ -17,7 +17,7 @@ from stages.lm.errors import LMInputError
 
 
 class EpochBatches:
-    """Global batches of groups: ``batch_groups`` groups per step, or groups up to ``batch_tokens`` tokens."""
+    """Global batches of groups: ``batch_groups`` groups per step, or as many groups as fit ``batch_tokens``."""
 
     def __init__(self, groups: Sequence[Sequence[Sample]], *, epochs: int = 1, seed: int = 0,
                  batch_groups: int = 8, batch_tokens: int | None = None, shuffle: bool = True) -> None:
@@ -40,9 +40,10 @@ class EpochBatches:
             return math.ceil(len(self.groups) / self.batch_groups)
         steps, acc = 0, 0
         for i in self._order_for(0):
-            acc += group_tokens(self.groups[i])
-            if acc >= self.batch_tokens:
+            size = group_tokens(self.groups[i])
+            if acc and acc + size > self.batch_tokens:
                 steps, acc = steps + 1, 0
+            acc += size
         return steps + (1 if acc else 0)
 
     def total_steps(self) -> int:
@@ -60,12 +61,13 @@ class EpochBatches:
         tokens = 0
         while self.cursor < len(self._order):
             group = self.groups[self._order[self.cursor]]
+            size = group_tokens(group)
+            if self.batch_tokens is not None and batch and tokens + size > self.batch_tokens:
+                break  # token budgets are upper bounds, so a multiple of micro_batch_tokens packs without waste
             batch.append(list(group))
             self.cursor += 1
-            tokens += group_tokens(group)
+            tokens += size
             if self.batch_tokens is None and len(batch) >= self.batch_groups:
-                break
-            if self.batch_tokens is not None and tokens >= self.batch_tokens:
                 break
         return batch
 

@@ -32,8 +32,11 @@ class DistInfo:
         return self.world_size > 1
 
 
-def init_distributed(device: str = "auto") -> DistInfo:
-    """Join the torchrun process group when launched by torchrun; pick this rank's device."""
+def init_distributed(device: str = "auto", single_process_group: bool = False) -> DistInfo:
+    """Join the torchrun process group when launched by torchrun; pick this rank's device.
+
+    ``single_process_group`` creates a one-rank group when not under torchrun, so FSDP2 can run on one device.
+    """
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
@@ -43,12 +46,16 @@ def init_distributed(device: str = "auto") -> DistInfo:
         dev = torch.device(device)
     if dev.type == "cuda":
         torch.cuda.set_device(dev)
+    backend = "nccl" if dev.type == "cuda" else "gloo"
     if world > 1 and not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if dev.type == "cuda" else "gloo")
+        dist.init_process_group(backend=backend)
+    elif single_process_group and not dist.is_initialized():
+        dist.init_process_group(backend=backend, store=dist.HashStore(), rank=0, world_size=1)
     return DistInfo(rank=rank, world_size=world, local_rank=local_rank, device=dev)
 
 
 def all_reduce(value: float, info: DistInfo, op: str = "sum") -> float:
+    """Sum (or max) a Python number over ranks; a no-op in one process."""
     if not info.distributed:
         return value
     t = torch.tensor([value], dtype=torch.float64, device=info.device if info.device.type == "cuda" else "cpu")
@@ -79,9 +86,10 @@ def shard_model(module: Any, info: DistInfo, precision: str) -> Any:
         mp = MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32)
     else:
         mp = MixedPrecisionPolicy()
+    reshard = info.world_size > 1  # on one device resharding saves no memory, only costs copies
     for layer in module.decoder_layers:
-        fully_shard(layer, mesh=mesh, mp_policy=mp)
-    fully_shard(module, mesh=mesh, mp_policy=mp)
+        fully_shard(layer, mesh=mesh, mp_policy=mp, reshard_after_forward=reshard)
+    fully_shard(module, mesh=mesh, mp_policy=mp, reshard_after_forward=reshard)
     return module
 
 

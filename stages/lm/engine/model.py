@@ -8,6 +8,8 @@ parameters are gathered for exactly as long as they are used. LoRA (peft) is loo
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -39,17 +41,29 @@ def set_attention(model: Any, name: str) -> None:
 class PackedCausalLM(nn.Module):
     """``forward(batch) -> (T,)`` float32 log-probabilities of ``batch.targets``."""
 
-    def __init__(self, model: Any, *, logprob_chunk_tokens: int = 4096, compile_head: bool = False) -> None:
+    def __init__(self, model: Any, *, logprob_chunk_tokens: int = 4096, compile_head: bool = False,
+                 keep_logits: bool = False) -> None:
         super().__init__()
         self.model = model
         self.chunk = logprob_chunk_tokens
         self.compile_head = compile_head
+        self.keep_logits = keep_logits
         self.generation_attn = causal_lm_of(model).config._attn_implementation or "sdpa"
         set_attention(model, register_packed_attention())
 
     @property
     def causal_lm(self) -> Any:
         return causal_lm_of(self.model)
+
+    @contextlib.contextmanager
+    def standard_attention(self) -> Iterator[Any]:
+        """Temporarily give the wrapped model its ordinary attention, to call it like any transformers model
+        (``model(input_ids).logits``, ``generate``); inside, it cannot take packed rows."""
+        set_attention(self.model, self.generation_attn)
+        try:
+            yield self.model
+        finally:
+            set_attention(self.model, "lm_packed")
 
     @property
     def decoder_layers(self) -> list[nn.Module]:
@@ -68,4 +82,5 @@ class PackedCausalLM(nn.Module):
         head = lm.get_output_embeddings()
         if getattr(head, "bias", None) is not None:
             raise NotImplementedError("not implemented yet: lm heads with a bias")
-        return token_logprobs(hidden, head.weight, batch.targets, chunk=self.chunk, compiled=self.compile_head)
+        return token_logprobs(hidden, head.weight, batch.targets, chunk=self.chunk, compiled=self.compile_head,
+                              keep_logits=self.keep_logits)

@@ -49,39 +49,46 @@ def plan_micro_batches(groups: Sequence[Sequence[Sample]], token_budget: int) ->
 class PackedBatch:
     """One flat micro-batch. Token tensors have shape (T,); document tensors have shape (num_docs,)."""
 
-    input_ids: "torch.Tensor"
-    position_ids: "torch.Tensor"
-    targets: "torch.Tensor"
-    loss_mask: "torch.Tensor"
-    doc_index: "torch.Tensor"  # document of each token; padding tokens carry index num_docs
-    group_index: "torch.Tensor"  # (num_docs,) group of each document, numbered within this micro-batch
-    cu_seqlens: "torch.Tensor"  # int32 document boundaries (padding doc included), padded with repeats
+    input_ids: torch.Tensor
+    position_ids: torch.Tensor
+    targets: torch.Tensor
+    loss_mask: torch.Tensor
+    doc_index: torch.Tensor  # document of each token; padding tokens carry index num_docs
+    group_index: torch.Tensor  # (num_docs,) group of each document, numbered within this micro-batch
+    cu_seqlens: torch.Tensor  # int32 document boundaries (padding doc included), padded with repeats
     max_seqlen: int
     num_docs: int
     num_groups: int
     num_real_tokens: int
-    token_fields: dict[str, "torch.Tensor"] = field(default_factory=dict)
-    doc_fields: dict[str, "torch.Tensor"] = field(default_factory=dict)
+    token_fields: dict[str, torch.Tensor] = field(default_factory=dict)
+    doc_fields: dict[str, torch.Tensor] = field(default_factory=dict)
 
     @property
     def num_tokens(self) -> int:
         return int(self.input_ids.shape[0])
 
-    def to(self, device: "torch.device") -> "PackedBatch":
-        moved = {k: v.to(device, non_blocking=True) for k, v in self.__dict__.items() if hasattr(v, "to") and not isinstance(v, dict)}
-        out = PackedBatch(**{**self.__dict__, **moved})
-        out.token_fields = {k: v.to(device, non_blocking=True) for k, v in self.token_fields.items()}
-        out.doc_fields = {k: v.to(device, non_blocking=True) for k, v in self.doc_fields.items()}
+    def to(self, device: torch.device) -> PackedBatch:
+        """A copy on ``device``; from the CPU to a GPU through pinned memory, so the copy never blocks the host
+        (a copy from pageable memory waits for all earlier GPU work, starving the GPU at every micro-batch)."""
+        pin = device.type == "cuda" and self.input_ids.device.type == "cpu"
+
+        def move(t: torch.Tensor) -> torch.Tensor:
+            return (t.pin_memory() if pin else t).to(device, non_blocking=True)
+
+        tensors = {k: move(v) for k, v in self.__dict__.items() if hasattr(v, "pin_memory")}
+        out = PackedBatch(**{**self.__dict__, **tensors})
+        out.token_fields = {k: move(v) for k, v in self.token_fields.items()}
+        out.doc_fields = {k: move(v) for k, v in self.doc_fields.items()}
         return out
 
-    def per_doc_sum(self, values: "torch.Tensor") -> "torch.Tensor":
+    def per_doc_sum(self, values: torch.Tensor) -> torch.Tensor:
         """Sum per-token values into (num_docs,) (padding dropped)."""
         import torch
 
         out = torch.zeros(self.num_docs + 1, dtype=values.dtype, device=values.device)
         return out.index_add(0, self.doc_index, values)[: self.num_docs]
 
-    def block_causal_mask(self) -> "torch.Tensor":
+    def block_causal_mask(self) -> torch.Tensor:
         """(1, 1, T, T) boolean mask: causal and within one document (SDPA fallback)."""
         doc = self.doc_index
         same = doc[:, None] == doc[None, :]
@@ -89,76 +96,85 @@ class PackedBatch:
         return (same & causal)[None, None]
 
 
-def torch_tril(n: int, device: "torch.device") -> "torch.Tensor":
+def torch_tril(n: int, device: torch.device) -> torch.Tensor:
     import torch
 
     return torch.ones(n, n, dtype=torch.bool, device=device).tril()
 
 
-def pack(groups: Sequence[Sequence[Sample]], pad_id: int, pad_to: int | None = None) -> PackedBatch:
-    """Concatenate the groups' samples into one PackedBatch (optionally padded to exactly ``pad_to`` tokens)."""
+def pack(groups: Sequence[Sequence[Sample]], pad_id: int, pad_to: int | None = None,
+         max_doc_tokens: int | None = None) -> PackedBatch:
+    """Concatenate the groups' samples into one PackedBatch.
+
+    With ``pad_to`` the row is filled to exactly ``pad_to`` tokens by padding documents of at most
+    ``max_doc_tokens`` tokens each, and ``max_seqlen`` is that constant: fixed shapes and fixed kernel arguments
+    for compiled graphs (varlen kernels launch work per document and per ``max_seqlen`` block, so a short bound
+    keeps the launch small).
+    """
+    import numpy as np
     import torch
 
-    ids: list[int] = []
-    pos: list[int] = []
-    tgt: list[int] = []
-    mask: list[bool] = []
-    doc_idx: list[int] = []
-    group_of_doc: list[int] = []
-    bounds = [0]
-    token_keys = sorted({k for g in groups for s in g for k in s.token_fields})
-    doc_keys = sorted({k for g in groups for s in g for k in s.doc_fields})
-    tok_vals: dict[str, list[float]] = {k: [] for k in token_keys}
-    doc_vals: dict[str, list[float]] = {k: [] for k in doc_keys}
-    for gi, group in enumerate(groups):
-        for sample in group:
-            n = len(sample)
-            d = len(group_of_doc)
-            ids.extend(sample.input_ids)
-            pos.extend(range(n))
-            tgt.extend(sample.input_ids[1:] + [pad_id])
-            mask.extend(list(sample.loss_mask[1:]) + [False])
-            doc_idx.extend([d] * n)
-            for k in token_keys:
-                vals = sample.token_fields.get(k)
-                tok_vals[k].extend((list(vals[1:]) + [0.0]) if vals is not None else [0.0] * n)
-            for k in doc_keys:
-                doc_vals[k].append(float(sample.doc_fields.get(k, 0.0)))
-            group_of_doc.append(gi)
-            bounds.append(bounds[-1] + n)
-    real = len(ids)
-    num_docs = len(group_of_doc)
-    longest = max((b - a for a, b in zip(bounds, bounds[1:])), default=0)
+    samples = [sample for group in groups for sample in group]
+    group_of_doc = [gi for gi, group in enumerate(groups) for _ in group]
+    num_docs = len(samples)
+    lengths = np.array([len(sample) for sample in samples], dtype=np.int64)
+    real = int(lengths.sum())
+    longest = int(lengths.max()) if num_docs else 0
+    ends = np.cumsum(lengths)
+    starts = ends - lengths
+    token_keys = sorted({k for sample in samples for k in sample.token_fields})
+    doc_keys = sorted({k for sample in samples for k in sample.doc_fields})
+
+    def shifted(values: np.ndarray, fill: float) -> np.ndarray:
+        """Value at t+1 of the same document (targets are the next token); ``fill`` at each document's end."""
+        out = np.empty_like(values)
+        out[:-1] = values[1:]
+        out[ends - 1] = fill
+        return out
+
+    ids = np.concatenate([np.asarray(sample.input_ids, dtype=np.int64) for sample in samples]) if samples else np.zeros(0, np.int64)
+    tgt = shifted(ids, pad_id) if real else ids
+    mask = shifted(np.concatenate([np.asarray(s.loss_mask, dtype=bool) for s in samples]), False) if real else ids.astype(bool)
+    pos = np.arange(real, dtype=np.int64) - np.repeat(starts, lengths)
+    doc_idx = np.repeat(np.arange(num_docs, dtype=np.int64), lengths)
+    tok_vals = {
+        k: shifted(np.concatenate([np.asarray(s.token_fields[k], dtype=np.float32) if k in s.token_fields
+                                   else np.zeros(len(s), np.float32) for s in samples]), 0.0)
+        for k in token_keys
+    }
+    doc_vals = {k: np.array([float(s.doc_fields.get(k, 0.0)) for s in samples], dtype=np.float32) for k in doc_keys}
+    bounds = [0, *ends.tolist()]
     if pad_to is not None:
         if real > pad_to:
             raise ValueError(f"packed {real} tokens into a row of {pad_to}")
+        cap = max_doc_tokens or pad_to
+        if longest > cap:
+            raise ValueError(f"a document of {longest} tokens exceeds max_doc_tokens {cap}")
         extra = pad_to - real
-        if extra:
-            ids.extend([pad_id] * extra)
-            pos.extend(range(extra))
-            tgt.extend([pad_id] * extra)
-            mask.extend([False] * extra)
-            doc_idx.extend([num_docs] * extra)
-            for k in token_keys:
-                tok_vals[k].extend([0.0] * extra)
-            bounds.append(bounds[-1] + extra)
-            longest = max(longest, extra)
-        longest = 1 << max(6, (longest - 1).bit_length())  # few distinct values keep compiled graphs stable
+        pieces = [min(cap, extra - i) for i in range(0, extra, cap)]
+        ids = np.concatenate([ids, np.full(extra, pad_id, np.int64)])
+        tgt = np.concatenate([tgt, np.full(extra, pad_id, np.int64)])
+        mask = np.concatenate([mask, np.zeros(extra, bool)])
+        doc_idx = np.concatenate([doc_idx, np.full(extra, num_docs, np.int64)])
+        pos = np.concatenate([pos, *[np.arange(n, dtype=np.int64) for n in pieces]])
+        tok_vals = {k: np.concatenate([v, np.zeros(extra, np.float32)]) for k, v in tok_vals.items()}
+        for n in pieces:
+            bounds.append(bounds[-1] + n)
+        longest = cap
     while (len(bounds) - 1) % CU_SEQLENS_MULTIPLE:
         bounds.append(bounds[-1])  # zero-length documents: harmless to varlen kernels, fixed shape for compile
-    long = torch.long
     return PackedBatch(
-        input_ids=torch.tensor(ids, dtype=long),
-        position_ids=torch.tensor(pos, dtype=long),
-        targets=torch.tensor(tgt, dtype=long),
-        loss_mask=torch.tensor(mask, dtype=torch.bool),
-        doc_index=torch.tensor(doc_idx, dtype=long),
-        group_index=torch.tensor(group_of_doc, dtype=long),
+        input_ids=torch.from_numpy(ids),
+        position_ids=torch.from_numpy(pos),
+        targets=torch.from_numpy(tgt),
+        loss_mask=torch.from_numpy(mask),
+        doc_index=torch.from_numpy(doc_idx),
+        group_index=torch.tensor(group_of_doc, dtype=torch.long),
         cu_seqlens=torch.tensor(bounds, dtype=torch.int32),
         max_seqlen=int(longest),
         num_docs=num_docs,
         num_groups=len(groups),
         num_real_tokens=real,
-        token_fields={k: torch.tensor(v, dtype=torch.float32) for k, v in tok_vals.items()},
-        doc_fields={k: torch.tensor(v, dtype=torch.float32) for k, v in doc_vals.items()},
+        token_fields={k: torch.from_numpy(v) for k, v in tok_vals.items()},
+        doc_fields={k: torch.from_numpy(v) for k, v in doc_vals.items()},
     )

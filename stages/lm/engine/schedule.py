@@ -10,7 +10,7 @@ import math
 
 
 def warmup_steps(total_steps: int, warmup_ratio: float) -> int:
-    return int(math.ceil(total_steps * warmup_ratio)) if warmup_ratio > 0 else 0
+    return math.ceil(total_steps * warmup_ratio) if warmup_ratio > 0 else 0
 
 
 def lr_at(step: int, *, base_lr: float, total_steps: int, warmup_ratio: float, schedule: str,

@@ -19,19 +19,19 @@ if TYPE_CHECKING:  # pragma: no cover
 
 @dataclass
 class LossOutput:
-    loss: "torch.Tensor"  # scalar, summed over this micro-batch's units
-    metrics: dict[str, "torch.Tensor"] = field(default_factory=dict)  # scalars, summed over units
+    loss: torch.Tensor  # scalar, summed over this micro-batch's units
+    metrics: dict[str, torch.Tensor] = field(default_factory=dict)  # scalars, summed over units
 
 
 class LossFn(Protocol):
-    def units(self, batch: "PackedBatch") -> float:
+    def units(self, batch: PackedBatch) -> float:
         """How many averaging units (tokens, sequences, pairs) this micro-batch holds."""
 
-    def __call__(self, logp: "torch.Tensor", batch: "PackedBatch") -> LossOutput:
+    def __call__(self, logp: torch.Tensor, batch: PackedBatch) -> LossOutput:
         """Summed loss over this micro-batch; ``logp`` is (T,) log p(batch.targets)."""
 
 
-def required_field(batch: "PackedBatch", name: str, kind: str = "token") -> "torch.Tensor":
+def required_field(batch: PackedBatch, name: str, kind: str = "token") -> torch.Tensor:
     fields = batch.token_fields if kind == "token" else batch.doc_fields
     if name not in fields:
         from stages.lm.errors import LMInputError
