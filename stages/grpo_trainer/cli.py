@@ -1,7 +1,7 @@
 """``grpo-trainer`` console script."""
 
-from stages.grpo_trainer.stage import STAGE
 from stages.core.cli import make_cli
+from stages.grpo_trainer.stage import STAGE
 
 main = make_cli(STAGE)
 

@@ -1,7 +1,15 @@
-"""The grpo_trainer run: not built yet (issue 7)."""
+"""The grpo-trainer run: hand the context to the chosen engine (imported only then, with its heavy libraries)."""
 
-from stages.core import NotImplementedYet, RunContext, StageResult
+from __future__ import annotations
+
+from stages.core import RunContext, StageResult
 
 
 def run(ctx: RunContext) -> StageResult:
-    raise NotImplementedYet(f"grpo-trainer with engine {ctx.engine!r}")
+    if ctx.engine == "verl":
+        from stages.grpo_trainer.verl_run import run_verl
+
+        return run_verl(ctx)
+    from stages.grpo_trainer.native_run import run_native
+
+    return run_native(ctx)

@@ -1,4 +1,8 @@
-"""The GRPO trainer's declaration. Imports nothing heavy."""
+"""The GRPO trainer's declaration. Imports nothing heavy.
+
+Engines: ``native`` (GRPO on ``stages.lm``; CPU, one GPU, tests) and ``verl`` (``verl.trainer.main_ppo`` with vLLM
+rollouts, the default in the grpo-trainer image through ``FLLM_DEFAULT_ENGINE=verl``).
+"""
 
 from stages.core import ArtifactKind as K
 from stages.core import InputDecl, OutputDecl, StageDef
@@ -21,4 +25,5 @@ STAGE = StageDef(
         "rollouts": OutputDecl(K.rollouts, "Sampled rollouts at an interval.", "rollouts.jsonl", required=False),
     },
     run="stages.grpo_trainer.run:run",
+    preflight="stages.grpo_trainer.preflight:preflight",
 )

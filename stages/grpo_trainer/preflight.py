@@ -1,0 +1,82 @@
+"""Checks run before anything is written (the lifecycle's preflight hook): a bad run exits 2 before any GPU time.
+
+Why here: a prompts file in the wrong schema, a reward file that does not exist, a batch that verl cannot split
+over the allocation's GPUs, or a verl override verl does not know, would otherwise surface minutes into a GPU job,
+after Ray and vLLM started. Every problem found is listed in one message. The verl composition check (verl's own
+``validate_config``) runs only where verl is installed, so ``validate`` still works on a login node.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from stages.core.errors import InputError, ManifestError, NotImplementedYet
+from stages.core.stage import ResolvedInput
+from stages.grpo_trainer.prompts import read_prompts
+from stages.grpo_trainer.reward_fn import check_reward_file, project_reward_path
+from stages.grpo_trainer.rules import native_problems, steps_problems, verl_problems
+
+
+def _engine(spec: Any) -> str:
+    from stages.grpo_trainer.stage import STAGE
+
+    return spec.runtime.engine or STAGE.default_engine()
+
+
+def _check_model(model: ResolvedInput) -> None:
+    folder = model.path
+    if not (folder / "config.json").is_file():
+        raise InputError(f"{folder} is not a Hugging Face model folder (no config.json)", "$.spec.inputs.model")
+
+
+def preflight(spec: Any, inputs: dict[str, ResolvedInput]) -> None:
+    params = spec.params
+    engine = _engine(spec)
+    _check_model(inputs["model"])
+    prompts = read_prompts(inputs["prompts"].path, "$.spec.inputs.prompts")
+    if "val_prompts" in inputs:
+        read_prompts(inputs["val_prompts"].path, "$.spec.inputs.val_prompts")
+    elif params.val_every_steps > 0:
+        raise InputError("val_every_steps > 0 needs the `val_prompts` input", "$.spec.params.val_every_steps")
+    if params.reward_function.path is not None:
+        check_reward_file(params.reward_function.path, params.reward_function.name)
+    problems = steps_problems(len(prompts), params)
+    if engine == "verl":
+        problems += verl_problems(params, spec.resources.nodes, spec.resources.gpus_per_node)
+    else:
+        problems += native_problems(params, spec.resources.nodes)
+    if problems:
+        raise ManifestError("; ".join(problems), "$.spec")
+    if engine == "verl":
+        _compose_check(spec, inputs, len(prompts))
+
+
+def _compose_check(spec: Any, inputs: dict[str, ResolvedInput], num_prompts: int) -> None:
+    """Compose the exact overrides against verl's config and run its validate_config (where verl is installed)."""
+    from stages.grpo_trainer.verl_compose import compose_and_validate, verl_installed
+    from stages.grpo_trainer.verl_overrides import VerlJob, build_overrides, total_steps
+
+    if not verl_installed():
+        return
+    params = spec.params
+    try:
+        reward = str(params.reward_function.path or project_reward_path())
+    except NotImplementedYet:
+        reward = "/reward/not/installed.py"  # the run reports this; the composition does not read the file
+    steps, epochs = total_steps(num_prompts, params)
+    val = inputs.get("val_prompts")
+    job = VerlJob(
+        model_path=str(inputs["model"].path),
+        train_files=str(inputs["prompts"].path),
+        val_files=str(val.path) if val else None,
+        output_dir="/preflight",
+        reward_path=reward,
+        nnodes=spec.resources.nodes,
+        gpus_per_node=spec.resources.gpus_per_node,
+        cpus=spec.resources.cpus_per_task,
+        seed=spec.runtime.seed,
+        thinking=spec.runtime.thinking,
+        total_steps=steps,
+        total_epochs=epochs,
+    )
+    compose_and_validate(build_overrides(params, job))
