@@ -41,8 +41,16 @@ fixtures: setup
 schemas: setup
 	$(BIN)/python -m stages.core.schemas manifests/schema
 
+# `make test` (what CI runs): everything but GPU tests, the opt-in vLLM/OpenAI-server tests, lock resolution against
+# the package index, and slow tests other than the podman image builds. `make test-all` adds the slow ones (the full
+# smoke study, kill-and-resume variants, example manifests end to end).
+TEST_MARKERS ?= not gpu and not vllm and not openai_server and not index and (not slow or podman)
+
 test: setup system fixtures
-	FLLM_REQUIRE_SYSTEM=$${FLLM_REQUIRE_SYSTEM-1} $(BIN)/python -m pytest -q -m "not gpu and not vllm and not openai_server"
+	FLLM_REQUIRE_SYSTEM=$${FLLM_REQUIRE_SYSTEM-1} $(BIN)/python -m pytest -q -p no:cacheprovider --durations=25 -m "$(TEST_MARKERS)"
+
+test-all: setup system fixtures
+	FLLM_REQUIRE_SYSTEM=$${FLLM_REQUIRE_SYSTEM-1} $(BIN)/python -m pytest -q -p no:cacheprovider --durations=25 -m "not gpu and not vllm and not openai_server"
 
 test-fast: setup fixtures
 	$(BIN)/python -m pytest -q -x -m "not slow and not gpu and not slurm and not podman and not chromium and not vllm and not openai_server"

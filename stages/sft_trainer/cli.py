@@ -1,7 +1,7 @@
 """``sft-trainer`` console script."""
 
-from stages.sft_trainer.stage import STAGE
 from stages.core.cli import make_cli
+from stages.sft_trainer.stage import STAGE
 
 main = make_cli(STAGE)
 

@@ -1,4 +1,9 @@
-"""The SFT trainer's declaration. Imports nothing heavy."""
+"""The SFT trainer's declaration. Imports nothing heavy.
+
+Engines: ``native`` (``stages.lm``; the default outside the image) and ``verl`` (verl 0.9.1's ``sft_trainer``; the
+sft-trainer image sets ``FLLM_DEFAULT_ENGINE=verl``). ``preflight`` checks the data and the batch arithmetic before
+anything is written, so bad input exits 2 without spending GPU time.
+"""
 
 from stages.core import ArtifactKind as K
 from stages.core import InputDecl, OutputDecl, StageDef
@@ -19,4 +24,5 @@ STAGE = StageDef(
         "metrics": OutputDecl(K.metrics, "Per-step loss, lr, throughput.", "metrics.jsonl"),
     },
     run="stages.sft_trainer.run:run",
+    preflight="stages.sft_trainer.preflight:preflight",
 )
