@@ -102,8 +102,15 @@ def test_pre_timeout_signal_checkpoints_requeues_and_finishes(tmp_path):
     assert rec["status"]["last_checkpoint"].endswith("state.json")
     assert states(path, root)["long"][0] == "preempted"  # not terminal
     # release the ~2 minute requeue hold now, and give the second attempt the time to finish
-    subprocess.run(["scontrol", "update", f"jobid={job}", "TimeLimit=5", "StartTime=now"], check=True)
-    wait_for("the second attempt to succeed", lambda: states(path, root)["long"][0] == "succeeded", timeout=120)
+    subprocess.run(["scontrol", "update", f"jobid={job}", "TimeLimit=5"], check=True)
+
+    def released_and_done() -> bool:
+        # an update of StartTime silently does nothing while the job is still completing: repeat it while held
+        if "BeginTime" in in_queue(job):
+            subprocess.run(["scontrol", "update", f"jobid={job}", "StartTime=now"], check=False)
+        return states(path, root)["long"][0] == "succeeded"
+
+    wait_for("the second attempt to succeed", released_and_done, timeout=240, every=3.0)
     rec = record(root, "srequeue", "long")
     assert rec["status"]["attempt"] == 2 and rec["status"]["restart_count"] == 1
     steps = [int(x) for x in (root / "srequeue" / "long" / "out" / "steps.log").read_text().split()]
