@@ -56,7 +56,7 @@ test-fast: setup fixtures
 	$(BIN)/python -m pytest -q -x -m "not slow and not gpu and not slurm and not podman and not chromium and not vllm and not openai_server"
 
 smoke: setup fixtures
-	$(BIN)/study run manifests/studies/smoke.yaml --executor local --root .runs
+	$(BIN)/study run manifests/studies/smoke.yaml --executor local --root .runs -j 2
 
 IMAGES ?= all
 
