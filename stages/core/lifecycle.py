@@ -207,7 +207,8 @@ def _run_locked(stage: StageDef, prep: Prepared, previous: ManifestBase | None) 
     try:
         log.info("%s %s attempt %d (%s)", stage.name, manifest.run_id, manifest.status.attempt, prep.engine)
         result = stage.load(stage.run)(ctx)
-        stop.restore()
+        # the work is done: a stop signal from here on is only recorded (the handlers stay installed until the final
+        # record is written, so a late SIGTERM cannot kill the process between the last step and the record)
         manifest.outputs = _collect_outputs(stage, ctx, result.outputs)
         manifest.summary = result.summary
         manifest.status.state = RunState.succeeded
