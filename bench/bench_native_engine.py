@@ -160,7 +160,7 @@ def run_native(args, shape, rows, device, compile_: bool, micro: int, fsdp: str 
             "attention": kernel, "params": n_params, "timed_steps": len(times), "real_tokens_per_s": sum(tokens) / total,
             "mfu": sum(flops) / total / PEAK_FLOPS, "peak_mem_gib": peak, "step_time_s": total / len(times),
             "tokens_per_step": sum(tokens) / len(tokens), "first_loss": losses[0], "last_loss": losses[-1],
-            "packing_check": check}
+            "packing_check": check, "step_times_s": [round(t, 3) for t in times]}
 
 
 def profile_step(trainer, groups, loss, path: Path) -> None:
@@ -173,7 +173,12 @@ def profile_step(trainer, groups, loss, path: Path) -> None:
         torch.cuda.synchronize()
     table = prof.key_averages().table(sort_by="self_cuda_time_total", row_limit=40, max_name_column_width=90)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(table)
+    trace = path.with_suffix(".trace.json")
+    prof.export_chrome_trace(str(trace))
+    from trace_gaps import summarize
+
+    path.write_text(table + "\n" + summarize(json.loads(trace.read_text())))
+    trace.unlink()
 
 
 def run_naive(args, shape, rows, device) -> dict:

@@ -27,3 +27,20 @@ def test_hf_generate_benchmark_tiny(tmp_path):
     payload = json.loads((tmp_path / "hf_generate.json").read_text())
     assert [r["batch"] for r in payload["results"]] == [4, 8]
     assert all(r["generated_tokens"] == r["batch"] * r["new_tokens"] for r in payload["results"])
+
+
+def test_trace_gaps_finds_the_idle_time_between_kernels():
+    sys.path.insert(0, str(REPO / "bench"))
+    from trace_gaps import gpu_busy_intervals, summarize
+
+    events = [
+        {"cat": "kernel", "name": "a", "ts": 0, "dur": 100},
+        {"cat": "kernel", "name": "b", "ts": 50, "dur": 100},  # overlaps a (another stream)
+        {"cat": "gpu_memcpy", "name": "c", "ts": 1150, "dur": 50},
+        {"cat": "cpu_op", "name": "outer", "ts": 0, "dur": 2000},
+        {"cat": "cpu_op", "name": "aten::item", "ts": 200, "dur": 900},
+    ]
+    assert gpu_busy_intervals(events) == [(0, 150), (1150, 1200)]
+    text = summarize({"traceEvents": events})
+    assert "busy 0.2 ms (16.7%)" in text and "1 gaps" in text
+    assert "gap    1.00 ms at +     0.1 ms: aten::item (0.9)" in text

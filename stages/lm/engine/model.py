@@ -72,6 +72,9 @@ class PackedCausalLM(nn.Module):
     def forward(self, batch: PackedBatch) -> torch.Tensor:
         lm = self.causal_lm
         device = batch.input_ids.device
+        # the document count varies from micro-batch to micro-batch: one compiled graph serves all of them
+        # (static shapes stay static; only cu_seqlens' length is symbolic, and only the attention op reads it)
+        torch._dynamo.maybe_mark_dynamic(batch.cu_seqlens, 0)
         out = lm.model(
             input_ids=batch.input_ids[None],
             position_ids=batch.position_ids[None],

@@ -182,7 +182,7 @@ class Trainer:
             real_tokens += mb.num_real_tokens
             for k, v in {"loss": out.loss, **out.metrics}.items():  # stays on the device: no sync per micro-batch
                 sums[k] = sums[k] + v.detach().float() if k in sums else v.detach().float()
-        grad_norm = self._clip()
+        grad_norm = self._clip()  # a device tensor: read with the other metrics, one host sync per step
         lr = lr_at(self.step, base_lr=self.config.lr, total_steps=self.total_steps, warmup_ratio=self.config.warmup_ratio,
                    schedule=self.config.schedule, min_lr_ratio=self.config.min_lr_ratio)
         for group in self.optimizer.param_groups:
@@ -195,9 +195,9 @@ class Trainer:
         elapsed = time.perf_counter() - started
         tokens = all_reduce(float(real_tokens), self.info)
         names = sorted(sums)
-        values = torch.stack([sums[k] for k in names]).tolist() if names else []
-        record = {k: all_reduce(v, self.info) / total_units for k, v in zip(names, values)}
-        record.update(lr=lr, grad_norm=grad_norm, tokens=tokens, units=total_units, micro_batches=n_micro,
+        values = torch.stack([grad_norm.detach().float().reshape(()), *(sums[k] for k in names)]).tolist()
+        record = {k: all_reduce(v, self.info) / total_units for k, v in zip(names, values[1:])}
+        record.update(lr=lr, grad_norm=values[0], tokens=tokens, units=total_units, micro_batches=n_micro,
                       step_time_s=elapsed, tokens_per_s=tokens / elapsed if elapsed > 0 else 0.0)
         if self.step % self.config.log_every == 0 or self.step == self.total_steps:
             self.metrics.log(self.step, record)
@@ -215,13 +215,14 @@ class Trainer:
         self.module.set_requires_gradient_sync(last)
         self.module.set_reshard_after_backward(last)
 
-    def _clip(self) -> float:
+    def _clip(self) -> torch.Tensor:
+        """Clip gradients to ``grad_clip`` (if set); the total norm, left on the device (no host sync)."""
         params = [p for p in self.module.parameters() if p.grad is not None]
         max_norm = self.config.grad_clip if self.config.grad_clip is not None else math.inf
         norm = torch.nn.utils.clip_grad_norm_(params, max_norm, foreach=True)
         if hasattr(norm, "full_tensor"):
             norm = norm.full_tensor()
-        return float(norm)
+        return norm
 
     # -------------------------------------------------------------- log-probs
     @torch.no_grad()
