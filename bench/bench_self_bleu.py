@@ -25,7 +25,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from stages.evaluator.metrics.self_bleu import self_bleu, self_bleu_reference  # noqa: E402
+from stages.evaluator.metrics.self_bleu import self_bleu, self_bleu_reference
 
 
 def load_texts(n: int) -> list[str]:

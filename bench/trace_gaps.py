@@ -37,8 +37,9 @@ def summarize(trace: dict, top: int = 15, min_gap_us: float = 200.0) -> str:
     idle_us = sum(b - a for a, b in gaps)
     host = [e for e in events if e.get("cat") in ("cpu_op", "user_annotation", "python_function", "cuda_runtime")
             and "dur" in e]
-    lines = [f"GPU span {(t1 - t0) / 1e3:.1f} ms, busy {busy_us / 1e3:.1f} ms ({100 * busy_us / (t1 - t0):.1f}%), "
-             f"{len(gaps)} gaps >= {min_gap_us / 1e3:.1f} ms totalling {idle_us / 1e3:.1f} ms", ""]
+    head = (f"GPU span {(t1 - t0) / 1e3:.1f} ms, busy {busy_us / 1e3:.1f} ms ({100 * busy_us / (t1 - t0):.1f}%), "
+            f"{len(gaps)} gaps >= {min_gap_us / 1e3:.1f} ms totalling {idle_us / 1e3:.1f} ms")
+    lines = [head, ""]
     for a, b in sorted(gaps, key=lambda g: g[0] - g[1])[:top]:
         overlapping = [e for e in host if e["ts"] < b and e["ts"] + e["dur"] > a]
         names: dict[str, float] = {}
