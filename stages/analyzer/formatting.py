@@ -70,7 +70,7 @@ def to_markdown(df: pd.DataFrame, digits: int = 3) -> str:
     shown = condense(df, digits)
     if shown.empty and not len(shown.columns):
         return "_no rows_\n"
-    esc = lambda s: str(s).replace("|", "\\|").replace("\n", " ")  # noqa: E731
+    esc = lambda s: str(s).replace("|", "\\|").replace("\n", " ")
     lines = ["| " + " | ".join(esc(c) for c in shown.columns) + " |", "|" + "---|" * len(shown.columns)]
     for row in shown.itertuples(index=False):
         lines.append("| " + " | ".join(esc(v) for v in row) + " |")

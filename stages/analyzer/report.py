@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from stages.analyzer.figures.style import Figure
-from stages.analyzer.gather import Gathered
 from stages.analyzer.formatting import to_html
+from stages.analyzer.gather import Gathered
 from stages.analyzer.tables import Table
 
 CSS = """

@@ -57,7 +57,7 @@ class CollectorParams(StrictModel):
     openai: OpenAIEndpoint | None = Field(None, description="Endpoint settings for runtime.engine = openai.")
 
     @model_validator(mode="after")
-    def _range(self) -> "CollectorParams":
+    def _range(self) -> CollectorParams:
         if self.stop is not None and self.stop <= self.start:
             raise ValueError("`stop` must be greater than `start`")
         return self

@@ -28,7 +28,7 @@ class CollectState:
         os.replace(tmp, path)
 
     @classmethod
-    def load(cls, path: Path, start: int) -> "CollectState":
+    def load(cls, path: Path, start: int) -> CollectState:
         if path.exists():
             return cls(**json.loads(path.read_text()))
         return cls(next_position=start, bytes_written=0, records=0)

@@ -3,7 +3,6 @@ derive SFT data, prompts and statistics from the trajectory records."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 from stages.collector.collect import Collector

@@ -50,7 +50,7 @@ class ArtifactRef(StrictModel):
     )
 
     @model_validator(mode="after")
-    def _one_source(self) -> "ArtifactRef":
+    def _one_source(self) -> ArtifactRef:
         if (self.uri is None) == (self.from_ is None):
             raise ValueError("give exactly one of `uri` or `from`")
         if self.uri is not None and self.kind is None:

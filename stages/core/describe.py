@@ -2,6 +2,10 @@
 
 ``describe`` is the nf-core ``meta.yml`` of a stage: what it takes, what it writes, and every parameter with its
 type, default, bounds and meaning, generated from the same models that validate manifests so it cannot drift.
+
+Defaults come from the models themselves, not from the JSON Schema: a schema omits what a ``default_factory``
+builds, and a nested block shows its class defaults there even where the stage's factory sets others (GRPO's
+sampling block, say). What ``describe`` prints is what a manifest that leaves the field out gets.
 """
 
 from __future__ import annotations
@@ -9,7 +13,27 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from pydantic import BaseModel
+from pydantic_core import PydanticUndefined, to_jsonable_python
+
 from stages.core.stage import StageDef
+
+
+def model_defaults(model_cls: type[BaseModel]) -> dict[str, Any]:
+    """The JSON value each field of ``model_cls`` takes when a manifest leaves it out (required fields absent)."""
+    out: dict[str, Any] = {}
+    for name, field in model_cls.model_fields.items():
+        if field.default_factory is not None:
+            if field.default_factory_takes_validated_data:
+                continue  # depends on the other fields' values: no single default to show
+            value = field.default_factory()  # type: ignore[call-arg]
+        elif field.default is not PydanticUndefined:
+            value = field.default
+        else:
+            continue
+        out[field.alias or name] = value.model_dump(mode="json", by_alias=True) if isinstance(value, BaseModel) \
+            else to_jsonable_python(value)
+    return out
 
 
 def json_schema(stage: StageDef) -> dict[str, Any]:
@@ -38,24 +62,28 @@ def params_table(stage: StageDef) -> list[dict[str, Any]]:
     defs = schema.get("$defs", {})
     rows = []
 
-    def walk(props: dict[str, Any], prefix: str) -> None:
+    def walk(props: dict[str, Any], prefix: str, defaults: dict[str, Any]) -> None:
         for name, info in props.items():
             ref = info.get("$ref") or (info.get("allOf") or [{}])[0].get("$ref")
             if ref and "properties" in defs.get(ref.rsplit("/", 1)[-1], {}):
-                walk(defs[ref.rsplit("/", 1)[-1]]["properties"], f"{prefix}{name}.")
+                block = defs[ref.rsplit("/", 1)[-1]]["properties"]
+                nested = defaults.get(name)
+                if not isinstance(nested, dict):  # a required block: its own fields' defaults
+                    nested = {k: v["default"] for k, v in block.items() if "default" in v}
+                walk(block, f"{prefix}{name}.", nested)
                 continue
             bounds = {k: info[k] for k in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum") if k in info}
             rows.append(
                 {
                     "name": prefix + name,
                     "type": _type_name(info),
-                    "default": info.get("default"),
+                    "default": defaults.get(name, info.get("default")),
                     "bounds": bounds,
                     "help": info.get("description", ""),
                 }
             )
 
-    walk(schema.get("properties", {}), "")
+    walk(schema.get("properties", {}), "", model_defaults(stage.params))
     return rows
 
 

@@ -31,9 +31,9 @@ from stages.core.errors import (
     Preempted,
 )
 from stages.core.inputs import resolve_inputs
+from stages.core.locking import OutputLock
 from stages.core.manifest import ManifestBase, RunState
 from stages.core.provenance import capture
-from stages.core.locking import OutputLock
 from stages.core.signals import StopFlag
 from stages.core.stage import ResolvedInput, RunContext, StageDef
 from stages.core.validation import load_manifest

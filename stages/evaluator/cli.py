@@ -1,7 +1,7 @@
 """``evaluator`` console script."""
 
-from stages.evaluator.stage import STAGE
 from stages.core.cli import make_cli
+from stages.evaluator.stage import STAGE
 
 main = make_cli(STAGE)
 

@@ -43,7 +43,7 @@ class ItemRecord:
         return json.dumps(asdict(self), ensure_ascii=False, default=str)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "ItemRecord":
+    def from_dict(cls, d: dict[str, Any]) -> ItemRecord:
         known = set(cls.__dataclass_fields__)
         return cls(**{k: v for k, v in d.items() if k in known})
 
@@ -59,8 +59,7 @@ def write_records(out_dir: Path, task: str, records: Iterable[ItemRecord]) -> st
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".jsonl.tmp")
     with open(tmp, "w", encoding="utf-8") as f:
-        for r in records:
-            f.write(r.to_json() + "\n")
+        f.writelines(r.to_json() + "\n" for r in records)
     tmp.replace(path)
     return rel
 

@@ -95,7 +95,7 @@ class EvaluatorParams(StrictModel):
     )
 
     @model_validator(mode="after")
-    def _consistent(self) -> "EvaluatorParams":
+    def _consistent(self) -> EvaluatorParams:
         if self.pass_k and max(self.pass_k) > self.target_samples:
             raise ValueError(f"pass@{max(self.pass_k)} needs target_samples >= {max(self.pass_k)}")
         if any(k < 1 for k in self.pass_k):

@@ -14,7 +14,7 @@ import time
 from stages.core import RunContext, StageResult
 from stages.core.results import EvalResults
 from stages.evaluator.session import Session
-from stages.evaluator.summary import summary_numbers, summary_markdown
+from stages.evaluator.summary import summary_markdown, summary_numbers
 
 
 def run(ctx: RunContext) -> StageResult:

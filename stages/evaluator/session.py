@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from stages.core import RunContext
-from stages.core.errors import InputError
 from stages.core.common_params import Sampling
+from stages.core.errors import InputError
 from stages.core.results import EvalResults, Score
 from stages.evaluator.items import ItemRecord, read_records, subset_hash, write_records
 from stages.evaluator.lmeval import runner

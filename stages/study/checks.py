@@ -26,7 +26,7 @@ def _unknown(what: str, value: str, where: str, choices) -> StudyError:
     return StudyError(f"unknown {what} {value!r}; choose from: {_choices(choices)}", where)
 
 
-def _check_names(study: "StudyDef") -> None:
+def _check_names(study: StudyDef) -> None:
     known_domains = domains()
     for i, m in enumerate(study.methods):
         if m not in METHODS:
@@ -59,7 +59,7 @@ def _check_names(study: "StudyDef") -> None:
         raise StudyError("seeds must be distinct", "seeds")
 
 
-def _check_stages(study: "StudyDef") -> None:
+def _check_stages(study: StudyDef) -> None:
     from stages.registry import BY_NAME, load_stage
 
     extra = {r.stage for r in study.runs}
@@ -77,7 +77,7 @@ def _check_stages(study: "StudyDef") -> None:
             raise _unknown("stage", s, f"resources.stages.{s}", BY_NAME)
 
 
-def _check_models(study: "StudyDef") -> None:
+def _check_models(study: StudyDef) -> None:
     ckpts = study.models.checkpoints
     for i, st in enumerate(study.students):
         if st.model not in ckpts:
@@ -98,7 +98,7 @@ def _check_models(study: "StudyDef") -> None:
         raise StudyError("methods and domains are given but no students (checkpoints to train)", "students")
 
 
-def _check_extra_runs(study: "StudyDef") -> None:
+def _check_extra_runs(study: StudyDef) -> None:
     from stages.registry import BY_NAME
 
     ids = [r.run_id for r in study.runs]
@@ -119,7 +119,7 @@ def _check_extra_runs(study: "StudyDef") -> None:
                 raise StudyError("give either `run` + `output` or `uri` + `kind`", f"runs[{i}].inputs.{name}")
 
 
-def check_study(study: "StudyDef") -> None:
+def check_study(study: StudyDef) -> None:
     _check_names(study)
     _check_stages(study)
     _check_models(study)

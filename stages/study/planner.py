@@ -164,4 +164,4 @@ def write_plan(plan: Plan) -> list[str]:
     return changed
 
 
-__all__ = ["plan_study", "write_plan", "sweep_points", "link"]
+__all__ = ["link", "plan_study", "sweep_points", "write_plan"]

@@ -92,7 +92,7 @@ class SubmitError(RuntimeError):
     """sbatch failed part-way: jobs submitted before it stay submitted and recorded (exit code 1, not 2)."""
 
 
-def _sbatch(argv: list[str], result: "SubmitResult") -> str:
+def _sbatch(argv: list[str], result: SubmitResult) -> str:
     try:
         r = subprocess.run(argv, capture_output=True, text=True, timeout=120)
         err = None if r.returncode == 0 else (r.stderr.strip() or r.stdout.strip())

@@ -17,9 +17,9 @@ from tests.analyzer.synthetic import (
     OTHER_ITEMS,
     OTHER_PROTOCOL,
     PENDING,
-    SPLIT_SUITES,
     SEED_F_OFFSET,
     SEED_TARGET_OFFSET,
+    SPLIT_SUITES,
     T_975_DF2,
     TRAINING_FACTS,
     base_id,
@@ -166,7 +166,7 @@ def test_unfair_comparisons_are_flagged(analysed, tables):
     other = next(c for c in CONDITIONS if (c.start, c.size, c.method, c.domain) == OTHER_ITEMS)
     scores = tables("scores")
     flags = scores[(scores["task"] == "mmlu")].set_index("run_id")["same_items"]
-    assert flags.loc[run_id(other, 1)] == False  # noqa: E712 - a real False, not missing
+    assert flags.loc[run_id(other, 1)] == False
     assert flags.drop(run_id(other, 1)).dropna().all()
     proto = next(c for c in CONDITIONS if (c.start, c.size, c.method, c.domain) == OTHER_PROTOCOL)
     runs = tables("runs").set_index("run_id")

@@ -85,3 +85,26 @@ def test_example_manifest_validates(name, fixtures_dir):
     out = subprocess.run([str(exe), "validate", "--manifest", str(path)], cwd=REPO, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert "is valid" in out.stdout
+
+
+def test_describe_shows_the_defaults_a_manifest_gets():
+    """Defaults built by a default_factory (absent from the JSON Schema) and a nested block whose factory differs
+    from its class defaults are shown as a manifest that leaves them out gets them."""
+    from pydantic import BaseModel, Field
+
+    from stages.core.describe import model_defaults
+
+    rows = {r["name"]: r["default"] for r in params_table(load_stage("evaluator"))}
+    assert rows["tiers"] == ["A"] and rows["pass_k"] == [1]
+    assert {r["name"]: r["default"] for r in params_table(load_stage("analyzer"))}["figure_formats"] == ["png", "svg"]
+
+    class Block(BaseModel):
+        temperature: float = 1.0
+        top_k: int = -1
+
+    class Params(BaseModel):
+        required: int
+        block: Block = Field(default_factory=lambda: Block(temperature=0.6))
+        names: tuple[str, ...] = ("a", "b")
+
+    assert model_defaults(Params) == {"block": {"temperature": 0.6, "top_k": -1}, "names": ["a", "b"]}

@@ -9,7 +9,7 @@ import random
 import pytest
 
 from stages.evaluator.metrics.distinct import distinct_n, tokens
-from stages.evaluator.metrics.lengths import length_shift, length_stats, split_thinking, wasserstein_1, ks_statistic
+from stages.evaluator.metrics.lengths import ks_statistic, length_shift, length_stats, split_thinking, wasserstein_1
 from stages.evaluator.metrics.passk import mean_pass_at_k, pass_at_k
 from stages.evaluator.metrics.self_bleu import self_bleu, self_bleu_grouped, self_bleu_reference, self_bleu_scores
 from tests.fixtures.build import shared_data

@@ -39,7 +39,7 @@ def scripts(cluster: str, root, study=None, **kw) -> dict[str, str]:
     result = submit_plan(plan, load_profile(cluster), dry_run=True, echo=lambda s: None, **kw)
     out = {}
     for job in result.jobs:
-        for rid in re.findall(r'^RUN_IDS?=\(?(.*?)\)?$', job.script, re.M)[0].split():
+        for rid in re.findall(r'^RUN_IDS?=\(?(.*?)\)?$', job.script, re.MULTILINE)[0].split():
             out[rid.strip('"')] = job.script
     return out
 

@@ -24,7 +24,7 @@ from matplotlib.colors import Normalize
 from stages.analyzer.figures.style import DIVERGING, MISSING_FACE, Figure, new_figure, save, slug
 from stages.analyzer.formatting import is_missing
 from stages.analyzer.frames import CONDITION
-from stages.analyzer.order import DOMAINS, METHODS, STARTS, rank, ordered, ordered_capabilities, size_in_billions
+from stages.analyzer.order import DOMAINS, METHODS, STARTS, ordered, ordered_capabilities, rank, size_in_billions
 
 NCOLS = 4
 TARGET = "target"

@@ -14,9 +14,9 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-from matplotlib.figure import Figure as MplFigure  # noqa: E402
+from matplotlib.figure import Figure as MplFigure
 
-from stages.analyzer.order import METHODS  # noqa: E402
+from stages.analyzer.order import METHODS
 
 METHOD_COLOURS = {
     "GT-SFT": "#1f77b4",

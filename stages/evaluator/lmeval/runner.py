@@ -116,7 +116,7 @@ class TaskSet:
         """"mc" if every leaf of ``name`` is scored by log-likelihood, else "gen"."""
         return "mc" if all(self.kinds[leaf] == "mc" for leaf in self.groups[name]) else "gen"
 
-    def subset(self, names: list[str]) -> "TaskSet":
+    def subset(self, names: list[str]) -> TaskSet:
         leaves = {leaf for n in names for leaf in self.groups[n]}
         return TaskSet(
             by_name={n: self.by_name[n] for n in names},
