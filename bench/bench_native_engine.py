@@ -125,7 +125,7 @@ def run_native(args, shape, rows, device, compile_: bool, micro: int, fsdp: str 
     n_params = sum(p.numel() for p in model.parameters())
     config = TrainConfig(lr=args.lr, schedule="cosine", warmup_ratio=0.0, micro_batch_tokens=micro,
                          max_length=args.max_len, compile=compile_, precision="bf16-mixed" if device.type == "cuda" else "fp32",
-                         logprob_chunk_tokens=args.chunk, grad_clip=1.0, seed=0, fsdp=fsdp)
+                         logprob_chunk_tokens=args.chunk, grad_clip=1.0, seed=0, fsdp=fsdp, grad_sync=args.grad_sync)
     batches = batches_by_tokens(rows, args.global_tokens)[: args.warmup + args.steps]
     with tempfile.TemporaryDirectory() as run_dir:
         trainer = Trainer(config, model, run_dir, total_steps=len(batches))
@@ -165,6 +165,8 @@ def run_native(args, shape, rows, device, compile_: bool, micro: int, fsdp: str 
     mode = ("FSDP2 bf16 params, fp32 master" if device.type == "cuda" else "FSDP2 fp32") if used_fsdp \
         else ("autocast bf16" if device.type == "cuda" else "fp32")
     gpus = f", {world} GPUs" if world > 1 else ""
+    if args.grad_sync != "auto":
+        gpus += f", grad_sync {args.grad_sync}"
     return {"loop": f"native ({'compiled' if compile_ else 'eager'}, {mode}, packed {micro} tokens{gpus})",
             "attention": kernel, "params": n_params, "timed_steps": len(times), "real_tokens_per_s": sum(tokens) / total,
             "mfu": sum(flops) / total / PEAK_FLOPS / world, "peak_mem_gib": peak, "step_time_s": total / len(times),
@@ -296,6 +298,8 @@ def main() -> None:
     parser.add_argument("--gpus", type=int, default=1, help="GPUs for the native variants (torchrun, FSDP2)")
     parser.add_argument("--lr", type=float, default=1e-5, help="learning rate of the native variants")
     parser.add_argument("--tag", default="native_engine", help="result file names: TAG.json and TAG.md")
+    parser.add_argument("--grad-sync", default="auto", choices=["auto", "every_micro_batch", "last_micro_batch"],
+                        help="the engine's grad_sync (FSDP2 gradient reduction per micro-batch or per step)")
     parser.add_argument("--timeout", type=float, default=300, help="seconds per variant")
     parser.add_argument("--only", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()

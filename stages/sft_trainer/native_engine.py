@@ -51,6 +51,7 @@ def train_config(params: SFTParams, runtime: Any, prepared: Prepared) -> dict[st
         "keep_last": params.keep_checkpoints,
         "wandb_project": tracking.project if tracking.wandb else None,
         "wandb_mode": tracking.mode,
+        "grad_sync": params.native.grad_sync,
     }
 
 

@@ -36,6 +36,17 @@ class VerlOptions(StrictModel):
     )
 
 
+class NativeOptions(StrictModel):
+    """Settings only the native engine has."""
+
+    grad_sync: Literal["auto", "every_micro_batch", "last_micro_batch"] = Field(
+        "auto",
+        description="Several GPUs: reduce-scatter gradients after every micro-batch (memory-safe, 8-14B) or once per "
+        "step with parameters kept gathered (about 14% faster for 1.7B on 2 H100s, about 6 bytes/parameter more per "
+        "GPU). auto = once per step on one GPU, every micro-batch under torchrun.",
+    )
+
+
 class SFTParams(StrictModel):
     epochs: float = Field(2.0, gt=0, le=100, description="Passes over the training data (fractions allowed).")
     max_steps: int | None = Field(None, ge=1, description="Stop after this many optimizer steps (caps epochs).")
@@ -60,6 +71,7 @@ class SFTParams(StrictModel):
     )
     keep_checkpoints: int = Field(2, ge=1, le=100, description="How many recent checkpoints to keep.")
     verl: VerlOptions = Field(default_factory=VerlOptions)
+    native: NativeOptions = Field(default_factory=NativeOptions)
 
     @model_validator(mode="after")
     def _micro_batch_holds_a_sequence(self) -> SFTParams:

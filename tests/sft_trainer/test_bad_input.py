@@ -124,6 +124,11 @@ def test_verl_block_is_refused_for_native(tmp_path, tiny_model_dir, sft_parquet)
     refused(tmp_path, m, "$.spec.params.verl", "only to engine verl")
 
 
+def test_native_block_is_refused_for_verl(tmp_path, tiny_model_dir, sft_parquet):
+    m = sft_manifest(tmp_path, tiny_model_dir, sft_parquet, params={"native": {"grad_sync": "last_micro_batch"}})
+    refused(tmp_path, m, "$.spec.params.native.grad_sync", "only to engine native")
+
+
 def test_model_folder_without_tokenizer(tmp_path, tiny_model_dir, sft_parquet):
     model = tmp_path / "model"
     model.mkdir()

@@ -1,6 +1,6 @@
 """Two data-parallel ranks (gloo on the CPU, as two GPUs would be): verl trains through torchrun with the stage's
-batch arithmetic, and the native engine's workers checkpoint on SIGUSR2 through torchrun (no orphaned worker is
-left behind) and resume. Slow: several torchrun launches of two processes."""
+batch arithmetic, and the native engine's workers (reducing gradients once per step, ``native.grad_sync``)
+checkpoint on SIGUSR2 through torchrun (no orphaned worker is left behind) and resume. Slow: several torchrun launches of two processes."""
 
 from __future__ import annotations
 
@@ -47,7 +47,8 @@ def test_verl_on_two_ranks(tmp_path, tiny_model_dir, sft_parquet):
 
 
 def test_native_on_two_ranks_checkpoints_on_sigusr2_and_resumes(tmp_path, tiny_model_dir, sft_parquet):
-    m = sft_manifest(tmp_path, tiny_model_dir, sft_parquet, engine="native", resources={"gpus_per_node": 2})
+    m = sft_manifest(tmp_path, tiny_model_dir, sft_parquet, engine="native", resources={"gpus_per_node": 2},
+                     params={"native": {"grad_sync": "last_micro_batch"}})
     out = tmp_path / "out"
     proc = start_stage(m)
     end = time.time() + 300
@@ -70,3 +71,4 @@ def test_native_on_two_ranks_checkpoints_on_sigusr2_and_resumes(tmp_path, tiny_m
     assert [x["step"] for x in rows] == list(range(1, TOTAL_STEPS + 1))
     assert rows[-1]["loss"] < rows[0]["loss"] - 0.1 and rows[-1]["val_loss"] > 0
     assert tracked_step(out / "checkpoints") is None  # native checkpoints, not verl's
+    assert record(out)["provenance"]["engine_config"]["train_config"]["grad_sync"] == "last_micro_batch"

@@ -18,6 +18,7 @@ from stages.lm.loading import LoraSettings
 Schedule = Literal["cosine", "linear", "constant"]
 Precision = Literal["auto", "bf16-mixed", "bf16", "fp32"]
 Sharding = Literal["auto", "on", "off"]
+GradSync = Literal["auto", "every_micro_batch", "last_micro_batch"]
 
 
 class TrainConfigError(LMInputError):
@@ -35,6 +36,12 @@ class TrainConfig:
 
     Precision ``bf16-mixed`` (the GPU default) keeps fp32 master weights and optimizer state and computes in
     bf16: through FSDP2's mixed-precision policy (``fsdp`` auto/on, also on a single GPU) or autocast (``off``).
+
+    ``grad_sync`` (FSDP2): ``every_micro_batch`` reduce-scatters gradients after each micro-batch, so each rank holds
+    only its shard (the memory-safe choice for 8-14B models on several GPUs); ``last_micro_batch`` keeps parameters
+    gathered and fp32 gradients unreduced until a step's last micro-batch: one reduction per step instead of one per
+    micro-batch, for about 6 bytes per parameter more on every GPU (fine for 1.7-4B). ``auto`` is
+    ``last_micro_batch`` in one process and ``every_micro_batch`` under torchrun.
     """
 
     lr: float = 1e-5
@@ -53,6 +60,7 @@ class TrainConfig:
     eps: float = 1e-8
     precision: Precision = "auto"
     fsdp: Sharding = "auto"
+    grad_sync: GradSync = "auto"
     activation_checkpointing: bool = False
     compile: bool = False
     static_shapes: bool | None = None
@@ -88,6 +96,8 @@ class TrainConfig:
             (len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas), f"betas must be two values in [0, 1), got {self.betas}"),
             (self.precision in ("auto", "bf16-mixed", "bf16", "fp32"), f"precision must be auto, bf16-mixed, bf16 or fp32, got {self.precision!r}"),
             (self.fsdp in ("auto", "on", "off"), f"fsdp must be auto, on or off, got {self.fsdp!r}"),
+            (self.grad_sync in ("auto", "every_micro_batch", "last_micro_batch"),
+             f"grad_sync must be auto, every_micro_batch or last_micro_batch, got {self.grad_sync!r}"),
             (self.logprob_chunk_tokens >= 1, "logprob_chunk_tokens must be >= 1"),
             (self.checkpoint_every >= 0, f"checkpoint_every must be >= 0 (0 = only at the end), got {self.checkpoint_every}"),
             (self.keep_last >= 1, f"keep_last must be >= 1, got {self.keep_last}"),

@@ -204,16 +204,21 @@ class Trainer:
         return record
 
     def _set_grad_sync(self, last: bool) -> None:
-        """FSDP2 on one device: keep parameters gathered and gradients unreduced until the last micro-batch.
+        """FSDP2 with ``grad_sync`` last_micro_batch (the one-process default): keep parameters gathered and
+        gradients unreduced until the last micro-batch.
 
         Otherwise every micro-batch pays a full parameter gather and gradient reduction (a quarter of a step's
-        time on one H100). Unreduced gradients accumulate in the reduce dtype (fp32). With several ranks the
-        per-micro-batch reduction is kept: accumulating unsharded gradients would undo the memory sharding.
+        time on one H100). Unreduced gradients accumulate in the reduce dtype (fp32). Under torchrun the default
+        keeps the per-micro-batch reduction: accumulating unsharded gradients undoes the memory sharding.
         """
-        if not self.use_fsdp or self.info.distributed:
+        if not self.use_fsdp or self.config.grad_sync == "every_micro_batch":
+            return
+        if self.config.grad_sync == "auto" and self.info.distributed:
             return
         self.module.set_requires_gradient_sync(last)
         self.module.set_reshard_after_backward(last)
+        if self.info.distributed:
+            self.module.set_reshard_after_forward(last)
 
     def _clip(self) -> torch.Tensor:
         """Clip gradients to ``grad_clip`` (if set); the total norm, left on the device (no host sync)."""

@@ -2,7 +2,8 @@
 
 Why a script: the resume and FSDP tests need real separate processes (killed mid-run, or launched by torchrun),
 so the training run they compare lives here. Usage:
-``train_sft_tiny.py MODEL_DIR RUN_DIR [--steps N] [--stop-after K] [--slow S] [--checkpoint-every C] [--export DIR]``.
+``train_sft_tiny.py MODEL_DIR RUN_DIR [--epochs N] [--stop-after K] [--slow S] [--checkpoint-every C] [--export DIR]
+[--micro-tokens T] [--grad-sync MODE]``.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ def main() -> None:
     parser.add_argument("--export", default=None)
     parser.add_argument("--lora", action="store_true")
     parser.add_argument("--fsdp", default="auto", choices=["auto", "on", "off"])
+    parser.add_argument("--grad-sync", default="auto", choices=["auto", "every_micro_batch", "last_micro_batch"])
     args = parser.parse_args()
 
     from stages.lm.engine import EpochBatches, TrainConfig, Trainer
@@ -48,7 +50,7 @@ def main() -> None:
     config = TrainConfig(lr=2e-3, epochs=args.epochs, global_batch_groups=args.batch, micro_batch_tokens=args.micro_tokens,
                          max_length=args.micro_tokens, warmup_ratio=0.1, checkpoint_every=args.checkpoint_every,
                          keep_last=2, seed=0, weight_decay=0.01, lora=LoraSettings(r=4, alpha=8) if args.lora else None,
-                         fsdp=args.fsdp)
+                         fsdp=args.fsdp, grad_sync=args.grad_sync)
     trainer = Trainer(config, args.model_dir, args.run_dir)
     data = EpochBatches(fixture_groups(trainer.tokenizer), epochs=args.epochs, seed=0, batch_groups=args.batch)
     loss = NLLLoss()
