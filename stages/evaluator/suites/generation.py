@@ -1,8 +1,9 @@
 """Generation and scoring backends for the suites that do not go through lm-eval (target, KL): the project's own
 ``stages.lm.generation`` backends, so the target env is prompted and sampled exactly as collection and RL do.
 
-vLLM is used at scale once ``stages.lm.generation.vllm_backend`` exists; until then a vllm run of these suites
-stops with a clear NotImplementedYet. Teacher-forced scoring (KL) always uses the HF backend's ``score``.
+With engine ``vllm`` the target suite samples through ``stages.lm.generation.vllm_backend`` (tensor parallel over
+the job's GPUs); a vllm build whose engine options differ stops with a clear NotImplementedYet rather than a
+traceback. Teacher-forced scoring (KL) always uses the HF backend's ``score``.
 """
 
 from __future__ import annotations
