@@ -12,9 +12,8 @@ one micro-batch.
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -57,21 +56,6 @@ def grade(fn: Callable[..., Any], row: PromptRow, response: Response) -> None:
         response.correct = correct(response.reward)
 
 
-@contextlib.contextmanager
-def generation_mode(trainer: Any) -> Iterator[Any]:
-    """The trainer's model with ordinary attention, in eval mode, for ``generate``; restored afterwards."""
-    from stages.lm.engine.model import set_attention
-
-    module = trainer.module
-    training_attn = module.causal_lm.config._attn_implementation
-    set_attention(module.model, module.generation_attn)
-    try:
-        yield module.model
-    finally:
-        set_attention(module.model, training_attn)
-        module.train()
-
-
 def sample(trainer: Any, prompt_ids: Sequence[Sequence[int]], *, n: int, temperature: float, top_p: float,
            top_k: int, max_tokens: int, seed: int, thinking: bool, batch_size: int) -> list[Response]:
     """``n`` responses per prompt from the current policy (hf backend), prompt-major order."""
@@ -79,7 +63,7 @@ def sample(trainer: Any, prompt_ids: Sequence[Sequence[int]], *, n: int, tempera
 
     params = SamplingParams(n=n, temperature=temperature, top_p=top_p, top_k=max(top_k, 0), max_tokens=max_tokens,
                             seed=seed)
-    with generation_mode(trainer) as model:
+    with trainer.generation_model() as model:
         backend = make_backend("hf", model=model, tokenizer=trainer.tokenizer, thinking=thinking,
                                batch_size=batch_size)
         results = backend.generate_from_ids([list(p) for p in prompt_ids], params)

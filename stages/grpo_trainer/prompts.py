@@ -9,12 +9,12 @@ and an optional ``extra_info`` struct.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from stages.core.errors import InputError
+from stages.core.tables import read_rows
 
 REQUIRED = ("data_source", "prompt", "reward_model")
 ROLES = ("system", "user", "assistant")
@@ -32,35 +32,15 @@ class PromptRow:
 
 
 def _read_rows(path: Path, where: str) -> list[dict[str, Any]]:
-    if not path.is_file():
-        raise InputError(f"{path} is not a file (an rl_prompts input is one .parquet or .jsonl file)", where)
-    suffix = path.suffix.lower()
-    if suffix == ".parquet":
-        import pyarrow.parquet as pq
-
-        try:
-            table = pq.read_table(path)
-        except Exception as e:  # noqa: BLE001 - any unreadable file is the user's input problem
-            raise InputError(f"{path} is not a readable parquet file: {e}", where) from None
-        missing = [c for c in REQUIRED if c not in table.column_names]
-        if missing:
-            raise InputError(_missing_message(path, missing, table.column_names), where)
-        return table.to_pylist()
-    if suffix in (".jsonl", ".json"):
-        rows = []
-        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as e:
-                raise InputError(f"{path} line {n} is not JSON: {e.msg}", where) from None
-        if rows and isinstance(rows[0], dict):
-            missing = [c for c in REQUIRED if c not in rows[0]]
-            if missing:
-                raise InputError(_missing_message(path, missing, list(rows[0])), where)
-        return rows
-    raise InputError(f"{path}: unknown prompts format {suffix!r}; give a .parquet (verl RL parquet) or .jsonl", where)
+    columns, rows = read_rows(path, where)
+    if columns is None:  # JSONL: the first row's keys
+        if not (rows and isinstance(rows[0], dict)):
+            return rows
+        columns = list(rows[0])
+    missing = [c for c in REQUIRED if c not in columns]
+    if missing:
+        raise InputError(_missing_message(path, missing, columns), where)
+    return rows
 
 
 def _missing_message(path: Path, missing: list[str], have: list[str]) -> str:

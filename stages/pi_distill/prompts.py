@@ -10,12 +10,12 @@ column; rows without privileged information are all counted in one message. The 
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from stages.core.errors import InputError
+from stages.core.tables import read_rows
 from stages.pi_distill.privileged import privileged_info, teacher_messages
 
 REQUIRED = ("data_source", "prompt", "reward_model")
@@ -36,29 +36,9 @@ class PromptRow:
 
 
 def _table(path: Path) -> list[dict[str, Any]]:
-    if not path.is_file():
-        raise InputError(f"{path} is not a file (an rl_prompts input is one .parquet or .jsonl file)", WHERE)
-    suffix = path.suffix.lower()
-    if suffix == ".parquet":
-        import pyarrow.parquet as pq
-
-        try:
-            table = pq.read_table(path)
-        except Exception as e:  # noqa: BLE001 - an unreadable file is the user's input problem
-            raise InputError(f"{path} is not a readable parquet file: {e}", WHERE) from None
-        columns, rows = table.column_names, table.to_pylist()
-    elif suffix in (".jsonl", ".json"):
-        rows = []
-        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError as e:
-                    raise InputError(f"{path} line {n} is not JSON: {e.msg}", WHERE) from None
+    columns, rows = read_rows(path, WHERE)
+    if columns is None:  # JSONL: the first row's keys
         columns = list(rows[0]) if rows and isinstance(rows[0], dict) else []
-    else:
-        raise InputError(f"{path}: unknown prompts format {suffix!r}; give a .parquet (verl RL parquet) or .jsonl",
-                         WHERE)
     missing = [c for c in REQUIRED if c not in columns]
     if rows and missing:
         hint = " (this looks like SFT data; pi-distill needs the collector's `prompts` output)" \

@@ -21,31 +21,23 @@ WORKER_MODULE = "stages.sft_trainer.native_worker"
 
 
 def train_config(params: SFTParams, runtime: Any, prepared: Prepared) -> dict[str, Any]:
-    """``stages.lm.engine.TrainConfig`` fields from the manifest."""
-    from stages.lm.loading import DEFAULT_LORA_TARGETS
+    """``stages.lm.engine.TrainConfig`` fields from the manifest, as JSON (the torchrun workers read them)."""
+    import dataclasses
 
-    lora = None
-    if params.lora.rank:
-        targets = params.lora.target_modules
-        modules = list(DEFAULT_LORA_TARGETS) if targets == "all-linear" else [t.strip() for t in targets.split(",")]
-        lora = {"r": params.lora.rank, "alpha": params.lora.alpha, "dropout": params.lora.dropout,
-                "target_modules": modules}
+    from stages.lm.engine.config import shared_settings
+
+    shared = shared_settings(params.optim, params.precision, params.lora)
+    lora = shared["lora"]
     tracking = runtime.tracking
     return {
-        "lr": params.optim.lr,
-        "schedule": params.optim.schedule,
-        "warmup_ratio": params.optim.warmup_ratio,
+        **shared,
+        "betas": list(shared["betas"]),
+        "lora": None if lora is None else {**dataclasses.asdict(lora), "target_modules": list(lora.target_modules)},
         "epochs": prepared.epochs,
         "max_steps": prepared.total_steps,
         "global_batch_groups": params.global_batch_size,
         "micro_batch_tokens": params.micro_batch_tokens,
         "max_length": params.max_length,
-        "grad_clip": params.optim.grad_clip,
-        "weight_decay": params.optim.weight_decay,
-        "betas": [params.optim.beta1, params.optim.beta2],
-        "precision": "auto" if params.precision.bf16 else "fp32",
-        "activation_checkpointing": params.precision.activation_checkpointing,
-        "lora": lora,
         "seed": runtime.seed,
         "checkpoint_every": params.save_every_steps,
         "keep_last": params.keep_checkpoints,

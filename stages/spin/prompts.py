@@ -13,12 +13,13 @@ toward the same text). Code has no templated answer: a code row needs its soluti
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from stages.core.errors import InputError
+from stages.core.tables import read_rows
+from stages.envs.responses import reference_response, templated_answer
 
 REQUIRED = ("data_source", "prompt", "reward_model")
 ROLES = ("system", "user", "assistant")
@@ -38,46 +39,10 @@ class PromptRow:
     extra_info: dict[str, Any] = field(default_factory=dict)
 
 
-def templated_answer(domain: str, ground_truth: dict[str, Any]) -> str | None:
-    """An answer-only response the domain's grader accepts, or None (code: no program comes from tests)."""
-    if domain == "math":
-        answer = ground_truth.get("answer")
-        answer = answer[0] if isinstance(answer, list) else answer
-        return None if answer is None else f"The answer is $\\boxed{{{answer}}}$."
-    if domain == "qa":
-        answers = ground_truth.get("answers") or []
-        if not answers:
-            return None
-        if ground_truth.get("extract") == "boxed":
-            return f"\\boxed{{{answers[0]}}}"
-        return f"<answer>{answers[0]}</answer>"
-    return None
-
-
 def _read_table(path: Path, where: str) -> list[dict[str, Any]]:
-    if not path.is_file():
-        raise InputError(f"{path} is not a file (an rl_prompts input is one .parquet or .jsonl file)", where)
-    suffix = path.suffix.lower()
-    if suffix == ".parquet":
-        import pyarrow.parquet as pq
-
-        try:
-            table = pq.read_table(path)
-        except Exception as e:  # noqa: BLE001 - an unreadable file is the user's input problem
-            raise InputError(f"{path} is not a readable parquet file: {e}", where) from None
-        names = table.column_names
-        rows = table.to_pylist()
-    elif suffix in (".jsonl", ".json"):
-        rows = []
-        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError as e:
-                    raise InputError(f"{path} line {n} is not JSON: {e.msg}", where) from None
+    names, rows = read_rows(path, where)
+    if names is None:  # JSONL: every key any row has
         names = sorted({k for r in rows if isinstance(r, dict) for k in r})
-    else:
-        raise InputError(f"{path}: an rl_prompts file must be .parquet or .jsonl, not {suffix or 'no suffix'}", where)
     missing = [c for c in REQUIRED if c not in names]
     if missing:
         raise InputError(
@@ -125,9 +90,7 @@ def _row(raw: Any, n: int, chosen_source: str, where: str) -> PromptRow:
     extra = raw.get("extra_info") if isinstance(raw.get("extra_info"), dict) else {}
     solution = extra.get("reference_solution")
     if isinstance(solution, str) and solution.strip():
-        chosen, kind = solution, "reference_solution"
-        if domain == "code" and "```" not in chosen:
-            chosen = f"```python\n{chosen.rstrip()}\n```"
+        chosen, kind = reference_response(domain, solution), "reference_solution"
     elif chosen_source == "reference_solution":
         raise InputError(f"row {n} has no extra_info.reference_solution, and chosen_source is reference_solution "
                          "(SPIN's chosen side is the ground-truth response)", where)

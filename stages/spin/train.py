@@ -31,18 +31,6 @@ from stages.spin.pairs import EncodedPrompt, pair_group, response_logprob_sums
 from stages.spin.state import ChunkLog, SpinState, read_jsonl
 
 
-class SpinTrainer(Trainer):
-    """The engine's trainer with its checkpoints under the stage's ``checkpoints/iter-<t>``."""
-
-    def __init__(self, *args: Any, checkpoint_root: Path, **kwargs: Any) -> None:
-        self._checkpoint_root = Path(checkpoint_root)
-        super().__init__(*args, **kwargs)
-
-    @property
-    def checkpoint_root(self) -> Path:
-        return self._checkpoint_root
-
-
 def reference_path(out: Path, iteration: int) -> Path:
     return out / "pairs" / f"iter-{iteration}.reference.jsonl"
 
@@ -52,32 +40,25 @@ def iteration_seed(seed: int, iteration: int) -> int:
 
 
 def train_config(ctx: RunContext, iteration: int) -> Any:
-    from stages.lm.engine.config import TrainConfig
-    from stages.lm.loading import DEFAULT_LORA_TARGETS, LoraSettings
+    from stages.lm.engine.config import TrainConfig, shared_settings
 
     p = ctx.params
-    lora = None
-    if p.lora.rank > 0:
-        targets = DEFAULT_LORA_TARGETS if p.lora.target_modules == "all-linear" else tuple(
-            t.strip() for t in p.lora.target_modules.split(",") if t.strip())
-        lora = LoraSettings(r=p.lora.rank, alpha=p.lora.alpha, dropout=p.lora.dropout, target_modules=targets)
     tracking = ctx.runtime.tracking
     return TrainConfig(
-        lr=p.optim.lr, schedule=p.optim.schedule, warmup_ratio=p.optim.warmup_ratio,
-        weight_decay=p.optim.weight_decay, grad_clip=p.optim.grad_clip, betas=(p.optim.beta1, p.optim.beta2),
+        **shared_settings(p.optim, p.precision, p.lora),
         epochs=max(1, math.ceil(p.epochs_per_iteration)), global_batch_groups=p.global_batch_size,
         micro_batch_tokens=p.micro_batch_tokens, max_length=p.max_length,
-        precision="auto" if p.precision.bf16 else "fp32", activation_checkpointing=p.precision.activation_checkpointing,
-        lora=lora, seed=iteration_seed(ctx.runtime.seed, iteration), checkpoint_every=p.save_every_steps,
+        seed=iteration_seed(ctx.runtime.seed, iteration), checkpoint_every=p.save_every_steps,
         keep_last=p.keep_checkpoints, log_every=1,
         wandb_project=tracking.project if tracking.wandb else None, wandb_mode=tracking.mode,
     )
 
 
-def make_trainer(ctx: RunContext, state: SpinState, total_steps: int, tokenizer: Any) -> SpinTrainer:
+def make_trainer(ctx: RunContext, state: SpinState, total_steps: int, tokenizer: Any) -> Trainer:
+    """The engine's trainer with its checkpoints under the stage's ``checkpoints/iter-<t>``."""
     t = state.iteration
     out = ctx.local_output_dir
-    return SpinTrainer(train_config(ctx, t), state.start_model, out / "work" / f"iter-{t}", total_steps=total_steps,
+    return Trainer(train_config(ctx, t), state.start_model, out / "work" / f"iter-{t}", total_steps=total_steps,
                        run_name=f"{ctx.manifest.run_id}.iter{t}", checkpoint_root=ctx.checkpoint_dir / f"iter-{t}",
                        tokenizer=tokenizer)
 
@@ -92,7 +73,7 @@ def total_steps(num_pairs: int, batch: int, epochs: float) -> int:
     return max(1, math.ceil(epochs * math.ceil(num_pairs / batch)))
 
 
-def run_scoring(ctx: RunContext, state: SpinState, state_path: Path, trainer: SpinTrainer,
+def run_scoring(ctx: RunContext, state: SpinState, state_path: Path, trainer: Trainer,
                 records: list[dict[str, Any]], encoded: dict[int, EncodedPrompt]) -> None:
     """Reference log-prob sums of every training pair under the start-of-iteration model, chunk by chunk."""
     t, size = state.iteration, ctx.params.generation_batch_size
@@ -131,7 +112,7 @@ def _group(encoded: dict[int, EncodedPrompt], record: dict[str, Any], ref: dict[
                       ref["ref_logp_rejected"])
 
 
-def run_training(ctx: RunContext, state: SpinState, trainer: SpinTrainer, records: list[dict[str, Any]],
+def run_training(ctx: RunContext, state: SpinState, trainer: Trainer, records: list[dict[str, Any]],
                  encoded: dict[int, EncodedPrompt]) -> None:
     """Train on the iteration's pairs to the end (resuming from the newest checkpoint) or raise ``Preempted``."""
     from stages.lm.engine.data import EpochBatches

@@ -14,6 +14,7 @@ import shutil
 import sys
 from pathlib import Path
 
+from stages.core.provenance import SLURM_VARS
 from stages.study.dag import PlannedRun
 from stages.study.errors import StudyError
 
@@ -31,16 +32,7 @@ PASS_THROUGH = (
     "WANDB_RESUME",
     "FLLM_CLUSTER",
     "CUDA_VISIBLE_DEVICES",
-    "SLURM_JOB_ID",
-    "SLURM_ARRAY_JOB_ID",
-    "SLURM_ARRAY_TASK_ID",
-    "SLURM_RESTART_COUNT",
-    "SLURM_CLUSTER_NAME",
-    "SLURM_JOB_PARTITION",
-    "SLURM_JOB_NODELIST",
-    "SLURM_JOB_NUM_NODES",
-    "SLURM_GPUS_ON_NODE",
-    "SLURM_JOB_ACCOUNT",
+    *SLURM_VARS,  # exactly the Slurm facts a stage records in its provenance
 )
 
 

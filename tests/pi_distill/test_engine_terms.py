@@ -24,12 +24,12 @@ REWARDS = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0]
 @pytest.fixture(scope="module")
 def trainer(tmp_path_factory, fixtures_dir):
     from stages.lm.engine.config import TrainConfig
-    from stages.pi_distill.engine import PiDistillTrainer
+    from stages.lm.engine.trainer import Trainer
 
     tmp = tmp_path_factory.mktemp("pi-engine")
     config = TrainConfig(lr=3e-3, schedule="constant", warmup_ratio=0.0, micro_batch_tokens=256, max_length=64,
                          precision="fp32", fsdp="off", grad_clip=None, weight_decay=0.0)
-    t = PiDistillTrainer(config, fixtures_dir / "tiny-qwen3", tmp / "run", total_steps=10, checkpoint_root=tmp / "ck")
+    t = Trainer(config, fixtures_dir / "tiny-qwen3", tmp / "run", total_steps=10, checkpoint_root=tmp / "ck")
     yield t
     t.close()
 
@@ -48,9 +48,7 @@ def _batch(seed: int) -> tuple[list[R.Encoded], list[R.Rollout]]:
 
 
 def _direct_logprobs(trainer, prompt: list[int], response: list[int]) -> torch.Tensor:
-    from stages.pi_distill.engine import generation_mode
-
-    with torch.no_grad(), generation_mode(trainer) as model:
+    with torch.no_grad(), trainer.generation_model() as model:
         ids = torch.tensor([prompt + response])
         logits = model(input_ids=ids).logits[0].double()
     logp = torch.log_softmax(logits, dim=-1)

@@ -54,13 +54,13 @@ def _direct(model, pairs, loss_type: str) -> dict[str, float]:
 @pytest.fixture(scope="module")
 def engine(tiny_model_dir, tmp_path_factory):
     from stages.lm.engine import TrainConfig
-    from stages.spin.train import SpinTrainer
+    from stages.lm.engine.trainer import Trainer
 
     # lr 1e-12: Adam moves each weight by ~1e-12 per step, so the second loss type sees the same policy
     config = TrainConfig(lr=1e-12, precision="fp32", max_length=64, micro_batch_tokens=64, checkpoint_every=0)
     run = tmp_path_factory.mktemp("loss-run")
     # on the CPU wherever the test runs: the check is of the formula, not of a GPU's rounding
-    trainer = SpinTrainer(config, tiny_model_dir, run, total_steps=3, checkpoint_root=run / "ckpt", device="cpu")
+    trainer = Trainer(config, tiny_model_dir, run, total_steps=3, checkpoint_root=run / "ckpt", device="cpu")
     yield trainer
     trainer.close()
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from stages.lm.errors import LMInputError
-from stages.lm.loading import LoraSettings
+from stages.lm.loading import DEFAULT_LORA_TARGETS, LoraSettings
 
 Schedule = Literal["cosine", "linear", "constant"]
 Precision = Literal["auto", "bf16-mixed", "bf16", "fp32"]
@@ -121,6 +121,7 @@ class TrainConfig:
         out["betas"] = list(self.betas)
         return out
 
+
     def use_fsdp(self, device_type: str, world_size: int) -> bool:
         """FSDP2 always under torchrun; on one GPU too by default for bf16-mixed, where its mixed-precision
         policy (bf16 compute, fp32 master weights and gradient reduction) is faster than autocast."""
@@ -134,3 +135,28 @@ class TrainConfig:
         if self.precision == "auto":
             return "bf16-mixed" if device_type == "cuda" else "fp32"
         return self.precision
+
+
+def shared_settings(optim: Any, precision: Any, lora: Any) -> dict[str, Any]:
+    """The TrainConfig fields every method takes from the manifest's common blocks, mapped in one place.
+
+    ``optim``, ``precision`` and ``lora`` are the stage params' ``Optim``, ``Precision`` and ``Lora`` blocks (read
+    by attribute, so the engine needs no pydantic). LoRA rank 0 means full fine-tuning; ``target_modules`` is
+    ``all-linear`` or a comma-separated list of module names.
+    """
+    settings = None
+    if lora.rank > 0:
+        names = lora.target_modules
+        targets = DEFAULT_LORA_TARGETS if names == "all-linear" else tuple(t.strip() for t in names.split(",") if t.strip())
+        settings = LoraSettings(r=lora.rank, alpha=lora.alpha, dropout=lora.dropout, target_modules=targets)
+    return {
+        "lr": optim.lr,
+        "schedule": optim.schedule,
+        "warmup_ratio": optim.warmup_ratio,
+        "weight_decay": optim.weight_decay,
+        "grad_clip": optim.grad_clip,
+        "betas": (optim.beta1, optim.beta2),
+        "precision": "auto" if precision.bf16 else "fp32",
+        "activation_checkpointing": precision.activation_checkpointing,
+        "lora": settings,
+    }

@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,15 +46,18 @@ class FitResult:
 class Trainer:
     """Holds the model, optimizer and run folder of one training run.
 
-    ``run_dir`` receives ``checkpoints/step-XXXXXXXX`` and ``metrics.jsonl``. ``reference=True`` also loads a
-    frozen copy of the starting model (DPO/SPIN, KL terms); with LoRA the reference is the adapter-free base.
+    ``run_dir`` receives ``checkpoints/step-XXXXXXXX`` (or ``checkpoint_root`` does, where a stage keeps its
+    checkpoints elsewhere) and ``metrics.jsonl``. ``reference=True`` also loads a frozen copy of the starting model
+    (DPO/SPIN, KL terms); with LoRA the reference is the adapter-free base.
     """
 
     def __init__(self, config: TrainConfig, model_dir: str | Path | Any, run_dir: str | Path, *,
                  total_steps: int | None = None, device: str = "auto", reference: bool = False,
-                 run_name: str | None = None, tokenizer: Any = None) -> None:
+                 run_name: str | None = None, tokenizer: Any = None,
+                 checkpoint_root: str | Path | None = None) -> None:
         self.config = config
         self.run_dir = Path(run_dir)
+        self._checkpoint_root = Path(checkpoint_root) if checkpoint_root is not None else self.run_dir / "checkpoints"
         probe = init_distributed(device)
         self.use_fsdp = config.use_fsdp(probe.device.type, probe.world_size)
         self.info: DistInfo = init_distributed(device, single_process_group=self.use_fsdp)
@@ -277,7 +280,12 @@ class Trainer:
     # ------------------------------------------------------------ checkpoints
     @property
     def checkpoint_root(self) -> Path:
-        return self.run_dir / "checkpoints"
+        return self._checkpoint_root
+
+    def attach_state(self, state: Any) -> None:
+        """Save ``state.state_dict()`` in every checkpoint and restore it on ``resume(state)`` (``fit`` attaches
+        its data this way; a stage with its own loop attaches its own position, e.g. a rollout state)."""
+        self._data = state
 
     def save_checkpoint(self) -> Path:
         state = {"data": self._data.state_dict() if self._data is not None else None,
@@ -302,6 +310,16 @@ class Trainer:
         self.load_checkpoint(latest, data)
         return True
 
+    @contextlib.contextmanager
+    def generation_model(self) -> Iterator[Any]:
+        """The policy being trained as an ordinary transformers model (standard attention), for on-policy
+        ``generate`` with the very weights in training; training mode is restored afterwards."""
+        try:
+            with self.module.standard_attention() as model:
+                yield model
+        finally:
+            self.module.train()
+
     def export_hf(self, dest: str | Path) -> Path:
         return export_hf(self.module, dest, self.info, tokenizer=self.tokenizer)
 
@@ -313,7 +331,7 @@ class Trainer:
         On a stop request the trainer checkpoints and returns status ``preempted``; rerunning ``fit`` on the same
         ``run_dir`` resumes exactly where it stopped.
         """
-        self._data = data
+        self.attach_state(data)
         if self.total_steps is None:
             steps = data.total_steps()
             self.total_steps = min(steps, self.config.max_steps) if self.config.max_steps else steps
