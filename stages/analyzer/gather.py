@@ -74,6 +74,8 @@ def sources_from_inputs(spec: Any, inputs: dict[str, ResolvedInput]) -> list[Sou
     for name in sorted(inputs):
         if name not in spec.inputs:  # added by the preflight from the study folder: the scan finds it again
             continue
+        if not inputs[name].ready:  # plan time (`analyzer check`): the evaluator run has not happened yet
+            continue
         ref = spec.inputs[name]
         where = f"$.spec.inputs.{name}"
         manifest_uri = None
@@ -164,7 +166,8 @@ def gather(spec: Any, inputs: dict[str, ResolvedInput]) -> Gathered:
         records.append(Record(fill_labels(results, manifest), s, manifest, digest(s.results_uri)))
     done = {r.run_id for r in records}
     pending = [p for p in pending if p.run_id not in done]
-    if not records and not pending:
+    waiting = any(not i.ready for i in inputs.values())
+    if not records and not pending and not waiting:
         where_looked = f" (none under study_dir {spec.params.study_dir})" if spec.params.study_dir else ""
         raise InputError(
             "no evaluator results to analyse: give inputs of kind eval_results or a study_dir holding evaluator "

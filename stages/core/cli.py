@@ -86,6 +86,35 @@ def make_cli(stage: StageDef) -> click.Group:
         click.echo(f"{stage.name}: {prep.manifest.run_id} is valid (engine {prep.engine}, spec {prep.spec_hash})")
         sys.exit(EXIT_OK)
 
+    @cli.command("check", help="Check planned manifests before their upstream runs exist (what `study check` "
+                 "calls): validate each and run the stage's preflight; an input that an upstream run has not produced "
+                 "yet is pending, and the checks that need it are listed as deferred. Writes nothing. --manifest is "
+                 "one manifest or a JSON list of them; `-` reads standard input.")
+    @manifest_opt
+    @click.option("--json", "as_json", is_flag=True, help="One JSON object per manifest (run_id, ok, problem, "
+                  "deferred).")
+    def check_cmd(manifest: str | None, as_json: bool) -> None:
+        if not manifest:
+            raise click.UsageError("--manifest is required")
+        from stages.core.check import check_manifest, read_manifests
+
+        try:
+            raws = read_manifests(manifest)
+        except (ValueError, OSError) as e:  # ManifestError and StorageError are ValueErrors
+            click.echo(f"{stage.name}: cannot read {manifest}: {e}", err=True)
+            sys.exit(EXIT_INVALID)
+        failed = 0
+        for raw in raws:
+            res = check_manifest(stage, raw)
+            failed += not res.ok
+            if as_json:
+                click.echo(res.to_json())
+            else:
+                state = "ok" if res.ok else "FAIL"
+                extra = res.problem or (f"deferred: {'; '.join(res.deferred)}" if res.deferred else "")
+                click.echo(f"{state:<4} {res.run_id}  {extra}".rstrip())
+        sys.exit(EXIT_INVALID if failed else EXIT_OK)
+
     @cli.command("schema", help="Print the JSON Schema of this stage's manifests.")
     def schema_cmd() -> None:
         from stages.core.describe import json_schema

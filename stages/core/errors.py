@@ -36,6 +36,19 @@ class NotImplementedYet(NotImplementedError):
         super().__init__(f"not implemented yet: {what}")
 
 
+class InputPending(Exception):
+    """A plan-time check touched an input whose upstream run has not produced it yet (``<stage> check``).
+
+    Not a ``ValueError``: it is not the user's fault, and the check reports the rest of the checks as deferred to the
+    run's own preflight, which reads the input once the upstream run has succeeded.
+    """
+
+    def __init__(self, name: str, upstream: str):
+        super().__init__(f"input {name!r} is produced by {upstream}, which has not run yet")
+        self.name = name
+        self.upstream = upstream
+
+
 class Preempted(Exception):
     """Raised by a stage after it saved a checkpoint in answer to a stop signal."""
 

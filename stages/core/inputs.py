@@ -47,11 +47,30 @@ def _follow(ref: ArtifactRef, path: str) -> tuple[str, ArtifactKind, str]:
     return out["uri"], kind, out.get("digest") or ""
 
 
-def resolve_inputs(stage: StageDef, inputs: dict[str, ArtifactRef]) -> dict[str, ResolvedInput]:
+def present_uri(stage: StageDef, decl: InputDecl, name: str, uri: str, kind: ArtifactKind, path: str) -> str:
+    """The expanded URI of an input that exists and is of a kind the stage declares, else ``ManifestError``."""
+    try:
+        uri = storage.expand(uri)
+        present = storage.exists(uri)
+    except (storage.StorageError, ValueError, OSError) as e:
+        raise ManifestError(f"cannot read input {name!r}: {e}", path) from None
+    if not present:
+        raise ManifestError(f"cannot read input {name!r}: {uri} does not exist", path)
+    if kind not in decl.kinds:
+        want = " or ".join(k.value for k in decl.kinds)
+        raise ManifestError(f"input {name!r} is a {kind.value}, but {stage.name} needs {want}", path + ".kind")
+    return uri
+
+
+def check_required(stage: StageDef, inputs: dict[str, ArtifactRef]) -> None:
     for name, decl in stage.inputs.items():
         if decl.required and name not in inputs:
             kinds = "/".join(k.value for k in decl.kinds)
             raise ManifestError(f"missing required input {name!r} ({kinds}): {decl.help}", "$.spec.inputs")
+
+
+def resolve_inputs(stage: StageDef, inputs: dict[str, ArtifactRef]) -> dict[str, ResolvedInput]:
+    check_required(stage, inputs)
     resolved: dict[str, ResolvedInput] = {}
     for name, ref in inputs.items():
         path = f"$.spec.inputs.{name}"
@@ -63,16 +82,7 @@ def resolve_inputs(stage: StageDef, inputs: dict[str, ArtifactRef]) -> dict[str,
         else:
             assert ref.uri is not None and ref.kind is not None
             uri, kind = ref.uri, ref.kind
-        try:
-            uri = storage.expand(uri)
-            present = storage.exists(uri)
-        except (storage.StorageError, ValueError, OSError) as e:
-            raise ManifestError(f"cannot read input {name!r}: {e}", path) from None
-        if not present:
-            raise ManifestError(f"cannot read input {name!r}: {uri} does not exist", path)
-        if kind not in decl.kinds:
-            want = " or ".join(k.value for k in decl.kinds)
-            raise ManifestError(f"input {name!r} is a {kind.value}, but {stage.name} needs {want}", path + ".kind")
+        uri = present_uri(stage, decl, name, uri, kind, path)
         actual = digest(uri)
         if expected and expected != actual:
             raise ManifestError(

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 from stages.core import storage
 from stages.core.artifacts import ArtifactKind
-from stages.core.errors import Preempted
+from stages.core.errors import InputPending, Preempted
 from stages.core.manifest import ManifestBase, manifest_model
 from stages.core.model_base import StrictModel
 from stages.core.signals import StopFlag
@@ -47,10 +47,18 @@ class ResolvedInput:
     uri: str
     kind: ArtifactKind
     digest: str
+    upstream: str | None = None  # plan-time checks only: the run that will produce this input, not run yet
+
+    @property
+    def ready(self) -> bool:
+        """False only in plan-time checks (``<stage> check``) for an output an upstream run has not produced yet."""
+        return self.upstream is None
 
     @property
     def path(self) -> Path:
         """Local path of the input (stages that need local files call this)."""
+        if self.upstream is not None:
+            raise InputPending(self.name, self.upstream)
         return storage.local_path(self.uri)
 
 

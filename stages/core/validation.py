@@ -64,7 +64,11 @@ def load_manifest(stage: StageDef, uri: str) -> ManifestBase:
         text = storage.read_text(uri)
     except storage.StorageError as e:
         raise ManifestError(f"cannot read the manifest: {e}") from None
-    data = parse_json(text, f"manifest {uri!r}")
+    return validate_manifest(stage, parse_json(text, f"manifest {uri!r}"))
+
+
+def validate_manifest(stage: StageDef, data: Any) -> ManifestBase:
+    """A parsed manifest checked against the stage's model: schema id, stage name, params, engine."""
     if not isinstance(data, dict):
         raise ManifestError("a manifest must be a JSON object")
     if data.get("schema") not in (None, SCHEMA_ID):

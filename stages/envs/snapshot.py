@@ -8,7 +8,7 @@ Run once on a machine with internet; compute nodes then read only the snapshot:
 
 Layout:  <dest>/datasets/<folder>/<split>.parquet   (every split of each GEM dataset; folder names from
          stages.envs.registry, e.g. gsm-8k, math-eval, codecontest, naturalquestions, search-eval)
-         <dest>/models/<org>--<name>/                (a Hugging Face model folder)
+         <dest>/models/<name>/                       (a Hugging Face model folder, named as studies expect)
          <dest>/snapshot-manifest.json              (names, resolved revisions, sha256 and row counts)
 
 The network calls (`_hub_*`) are thin; the layout and manifest logic takes the loaders as arguments so
@@ -83,7 +83,8 @@ def snapshot_datasets(
 
 
 def model_folder(dest: Path, repo_id: str) -> Path:
-    return dest / "models" / repo_id.replace("/", "--")
+    """``<dest>/models/<name>``: the folder a study's ``models.root`` reads by default (the repo id's last part)."""
+    return dest / "models" / repo_id.rsplit("/", 1)[-1]
 
 
 def snapshot_models(

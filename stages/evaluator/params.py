@@ -46,7 +46,9 @@ class EvaluatorParams(StrictModel):
     )
     fewshot_as_multiturn: bool = Field(True, description="With the chat template, few-shot examples as turns.")
     allow_unsafe_code: bool = Field(
-        False, description="Let lm-eval run model-written code (humaneval, mbpp in tier B); off refuses those tasks."
+        False, description="Opt in to lm-eval's own in-process execution of model-written code (HF code_eval, "
+        "HF_ALLOW_CODE_EVAL=1; needs code_eval in the HF modules cache) instead of the project's sandbox, which "
+        "scores the code tasks (humaneval*, mbpp*) by default. Recorded as protocol.code_execution.",
     )
     target_env_id: EnvId | None = Field(None, description="The domain's eval env for the target suite.")
     target_template: str | None = Field(None, description="Prompt template version of stages.envs (None: default).")

@@ -16,10 +16,15 @@ from stages.evaluator.lmeval.catalog import tier_tasks
 
 
 def prefetch(names: list[str], benchmarks: str | None = None) -> dict[str, int]:
-    """Load every task (downloading its data when online) and return the number of documents per leaf task."""
+    """Load every task (downloading its data when online) and return the number of documents per leaf task.
+
+    Code tasks are loaded as the sandbox scores them, which needs only their data (lm-eval's own code metric would
+    also fetch HF's code_eval and run a program in this process)."""
+    from stages.evaluator.codeexec.tasks import task_specs
     from stages.evaluator.lmeval import runner
 
-    tasks = runner.load_tasks(runner.make_task_manager(names, benchmarks), names)
+    manager = runner.make_task_manager(names, benchmarks)
+    tasks = runner.load_tasks(manager, names, task_specs(manager, names, allow_unsafe_code=False))
     return dict(sorted(tasks.sizes.items()))
 
 

@@ -14,10 +14,10 @@ from typing import Any
 
 from stages.core.errors import InputError
 from stages.evaluator.comparison import check_protocol, load_results
-from stages.evaluator.lmeval.catalog import SAFETY_TASKS, info, known_without_lm_eval
+from stages.evaluator.lmeval.catalog import SAFETY_TASKS, known_without_lm_eval
 from stages.evaluator.protocol import lm_eval_tasks, protocol_of, suites_of
 from stages.evaluator.tasks import project_task_names
-from stages.evaluator.tasks.fllm_loaders import BenchmarkDataMissing, find_file
+from stages.evaluator.tasks.fllm_loaders import BenchmarkDataMissing, find_file, humaneval_rows_file
 
 WEIGHT_PATTERNS = ("*.safetensors", "*.bin", "*.safetensors.index.json", "*.bin.index.json")
 PROJECT_FILES = {"fllm_gsm8k": "gsm8k", "fllm_gsm8k_mc": "gsm8k", "fllm_nq_open": "nq_open", "fllm_nq_mc": "nq_open",
@@ -77,6 +77,11 @@ def check_benchmark_rows(tasks: list[str], inputs: dict[str, Any], harmbench_spl
             if root is None or not list(root.rglob(f"harmbench_behaviors_text_{harmbench_split}.csv")):
                 if installed_dir() is not None:
                     continue
+        if task == "fllm_humaneval":
+            try:
+                humaneval_rows_file()
+            except BenchmarkDataMissing as e:
+                raise InputError(f"task {task}: {e}", "$.spec.params.tasks") from None
         if key is None:
             continue
         try:
@@ -106,20 +111,18 @@ def preflight(spec: Any, inputs: dict[str, Any]) -> None:
     engine = spec.runtime.engine or "hf"
     if engine not in ("hf", "vllm"):
         raise InputError(f"unknown evaluator engine {engine!r}; use hf or vllm", "$.spec.runtime.engine")
-    check_model_folder(inputs["model"].path, "$.spec.inputs.model")
-    if "base_model" in inputs:
-        check_model_folder(inputs["base_model"].path, "$.spec.inputs.base_model")
+    # At plan time (`evaluator check`) a trained checkpoint and the base's results are pending: their own checks wait
+    # for the runs that write them; everything else is checked now.
+    for name in ("model", "base_model"):
+        if name in inputs and inputs[name].ready:
+            check_model_folder(inputs[name].path, f"$.spec.inputs.{name}")
     suites = suites_of(p.suite)
     lm_tasks: list[str] = []
     if "forgetting" in suites or "policy" in suites:
         lm_tasks = lm_eval_tasks(p)
         if "policy" in suites:
             lm_tasks.append(p.diversity_task)
-        check_task_names(lm_tasks)
-        unsafe = [t for t in lm_tasks if info(t).unsafe_code]
-        if unsafe and not p.allow_unsafe_code:
-            raise InputError(f"{', '.join(unsafe)} run model-written code; set allow_unsafe_code to run them, or "
-                             "name tasks explicitly without them", "$.spec.params.allow_unsafe_code")
+        check_task_names(lm_tasks)  # code tasks need no switch: their programs run in the project's sandbox
     if "safety" in suites:
         lm_tasks += list(SAFETY_TASKS)
         for name, value in (("harmbench_classifier", p.harmbench_classifier), ("judge_model", p.judge_model)):
@@ -133,7 +136,7 @@ def preflight(spec: Any, inputs: dict[str, Any]) -> None:
                          "$.spec.inputs.base_model")
     protocol = protocol_of(spec)
     for label in ("base_results", "base_rerun_results"):
-        if label in inputs:
+        if label in inputs and inputs[label].ready:
             base = load_results(inputs[label].path, label)
             check_protocol(base.results, protocol, label)
     if "base_rerun_results" in inputs and "base_results" not in inputs:

@@ -1,7 +1,9 @@
 """What makes two evaluations comparable, and which suites and tasks a manifest asks for (no heavy imports).
 
 The protocol is recorded in ``results.json``; a post-trained model is compared with its base only when the
-protocols agree on everything that decides which items are scored and how they are prompted and decoded.
+protocols agree on everything that decides which items are scored and how they are prompted, decoded and scored
+(``code_execution``: code tasks' programs run in the project's sandbox, or in lm-eval's process with
+``allow_unsafe_code``).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import hashlib
 import json
 from typing import Any
 
+from stages.evaluator.codeexec import IN_PROCESS, SANDBOX
 from stages.evaluator.lmeval.catalog import SAFETY_TASKS, tier_tasks
 
 SUITES = ("forgetting", "policy", "safety", "target")
@@ -46,4 +49,5 @@ def protocol_of(spec: Any) -> dict[str, str | int | float | bool | None]:
         "max_new_tokens": p.greedy.max_new_tokens,
         "target_template": p.target_template,
         "target_limit": p.target_limit,
+        "code_execution": IN_PROCESS if p.allow_unsafe_code else SANDBOX,
     }

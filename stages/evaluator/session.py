@@ -19,6 +19,7 @@ from stages.core import RunContext
 from stages.core.common_params import Sampling
 from stages.core.errors import InputError
 from stages.core.results import EvalResults, Score
+from stages.evaluator.codeexec.tasks import IN_PROCESS, SANDBOX, annotate, in_process_code_eval
 from stages.evaluator.items import ItemRecord, read_records, subset_hash, write_records
 from stages.evaluator.lmeval import runner
 from stages.evaluator.lmeval.catalog import info
@@ -49,6 +50,8 @@ class Session:
         self.model_dir = str(ctx.inputs["model"].path)
         self.benchmarks = str(ctx.inputs["benchmarks"].path) if "benchmarks" in ctx.inputs else None
         self.progress_file = ctx.checkpoint_dir / "progress.json"
+        self.engine_config: dict[str, Any] = {"code_execution": IN_PROCESS if self.params.allow_unsafe_code
+                                              else SANDBOX}
         self.done: list[str] = []
         self._lm: Any = None
         self._tokenizer: Any = None
@@ -154,14 +157,30 @@ class Session:
         else:
             cache = str(self.ctx.checkpoint_dir / f"lm_eval_cache_{call}")
         settings.use_cache = cache
-        with runner.thinking_mode(self.lm, thinking):
+        in_process = IN_PROCESS in tasks.code_execution.values()
+        with runner.thinking_mode(self.lm, thinking), in_process_code_eval(in_process):
             res = runner.evaluate(self.lm, tasks, items, settings, self.out / LM_EVAL_DIR / call)
         log.info("lm-eval call %s: %d tasks in %.1f s", call, len(tasks.leaves), time.monotonic() - t0)
         records = {
             task: records_from_samples(task, samples, tasks.kinds[task], self.count_tokens, doc_fields)
             for task, samples in res.get("samples", {}).items()
         }
+        for task, how in tasks.code_execution.items():
+            if task in records:
+                annotate(records[task], res["samples"][task], how)
+        if tasks.code_execution:
+            self.record_code_execution(tasks.code_execution)
         return records, res
+
+    def record_code_execution(self, executed: dict[str, str]) -> None:
+        """How model-written code was run, in the manifest's provenance (``engine_config``)."""
+        from stages.evaluator.codeexec.runner import TIMEOUT_S, default_runner
+
+        tasks = {**(self.engine_config.get("code_tasks") or {}), **executed}
+        self.engine_config.update(code_tasks=dict(sorted(tasks.items())), code_timeout_s=TIMEOUT_S)
+        if SANDBOX in tasks.values():
+            self.engine_config["sandbox_isolation"] = default_runner().isolation
+        self.ctx.set_engine_config(dict(self.engine_config))
 
 
 def scores_from(res: dict[str, Any], names: list[str], records: dict[str, list[ItemRecord]],

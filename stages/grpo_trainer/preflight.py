@@ -33,14 +33,19 @@ def preflight(spec: Any, inputs: dict[str, ResolvedInput]) -> None:
     params = spec.params
     engine = _engine(spec)
     _check_model(inputs["model"])
-    prompts = read_prompts(inputs["prompts"].path, "$.spec.inputs.prompts")
+    # At plan time (`grpo-trainer check`) the collector has not written the prompts yet: the step arithmetic waits for
+    # them, and the composition check assumes one full step's worth of prompts.
+    ready = inputs["prompts"].ready
+    num_prompts = len(read_prompts(inputs["prompts"].path, "$.spec.inputs.prompts")) if ready else \
+        params.prompts_per_step
     if "val_prompts" in inputs:
-        read_prompts(inputs["val_prompts"].path, "$.spec.inputs.val_prompts")
+        if inputs["val_prompts"].ready:
+            read_prompts(inputs["val_prompts"].path, "$.spec.inputs.val_prompts")
     elif params.val_every_steps > 0:
         raise InputError("val_every_steps > 0 needs the `val_prompts` input", "$.spec.params.val_every_steps")
     if params.reward_function.path is not None:
         check_reward_file(params.reward_function.path, params.reward_function.name)
-    problems = steps_problems(len(prompts), params)
+    problems = steps_problems(num_prompts, params) if ready else []
     if engine == "verl":
         problems += verl_problems(params, spec.resources.nodes, spec.resources.gpus_per_node)
     else:
@@ -48,7 +53,7 @@ def preflight(spec: Any, inputs: dict[str, ResolvedInput]) -> None:
     if problems:
         raise ManifestError("; ".join(problems), "$.spec")
     if engine == "verl":
-        _compose_check(spec, inputs, len(prompts))
+        _compose_check(spec, inputs, num_prompts)
 
 
 def _compose_check(spec: Any, inputs: dict[str, ResolvedInput], num_prompts: int) -> None:
@@ -67,8 +72,8 @@ def _compose_check(spec: Any, inputs: dict[str, ResolvedInput], num_prompts: int
     val = inputs.get("val_prompts")
     job = VerlJob(
         model_path=str(inputs["model"].path),
-        train_files=str(inputs["prompts"].path),
-        val_files=str(val.path) if val else None,
+        train_files=str(inputs["prompts"].path) if inputs["prompts"].ready else "/pending/prompts.parquet",
+        val_files=(str(val.path) if val.ready else "/pending/val_prompts.parquet") if val else None,
         output_dir="/preflight",
         reward_path=reward,
         nnodes=spec.resources.nodes,

@@ -5,12 +5,13 @@ the run folder (``verl/launch.sh``) records exactly what ran and lets a person r
 passed as arguments, never spliced into the text, so no path can break the quoting.
 
 One node: ``main_ppo`` starts Ray itself (the overrides carry ``ray_kwargs.ray_init.num_cpus``). Several nodes: the
-host list comes from ``scontrol show hostnames`` (one element per host; the verl example's
-``nodes_array=("$nodes")`` bug, verl #548), this host starts the Ray head, every other host a worker through
-``srun --overlap``, the script waits until all nodes joined, then ``main_ppo`` attaches through ``RAY_ADDRESS``.
-The head runs where the stage runs (inside its container, if any); on the other hosts ``FLLM_NODE_EXEC`` (e.g.
-``apptainer exec --nv /path/grpo-trainer.sif``) prefixes the worker command, and ``srun``/``scontrol`` must be
-reachable from the stage's environment (bind them into the container).
+host list is ``SLURM_JOB_NODELIST`` split on commas when it names plain hosts (``node1``, ``a,b``), and ``scontrol show
+hostnames`` of it only when it is compressed (``node[1-3]``), since ``scontrol`` needs a Slurm configuration on the
+host (one element per host, not the verl example's ``nodes_array=("$nodes")`` bug, verl #548). This host starts the
+Ray head, every other host a worker through ``srun --overlap``, the script waits until all nodes joined, then
+``main_ppo`` attaches through ``RAY_ADDRESS``. The head runs where the stage runs (inside its container, if any); on
+the other hosts ``FLLM_NODE_EXEC`` (e.g. ``apptainer exec --nv /path/grpo-trainer.sif``) prefixes the worker
+command, and ``srun``/``scontrol`` must be reachable from the stage's environment (bind them into the container).
 """
 
 from __future__ import annotations
@@ -35,11 +36,24 @@ if [[ "$NNODES" -le 1 && -z "${FLLM_FORCE_RAY_CLUSTER:-}" ]]; then
   exec "$PY" -m "$ENTRY" "$@"
 fi
 
-for tool in scontrol srun; do
-  command -v "$tool" >/dev/null || { echo "launch.sh: $NNODES nodes need '$tool' (run inside a Slurm job; bind it into the container)" >&2; exit 2; }
-done
 [[ -n "${SLURM_JOB_NODELIST:-}" ]] || { echo "launch.sh: SLURM_JOB_NODELIST is unset: multi-node verl runs inside one Slurm allocation" >&2; exit 2; }
-mapfile -t NODES < <(scontrol show hostnames "$SLURM_JOB_NODELIST")
+if [[ "$NNODES" -gt 1 ]] && ! command -v srun >/dev/null; then
+  echo "launch.sh: $NNODES nodes need 'srun' (run inside a Slurm job; bind it into the container)" >&2; exit 2
+fi
+if [[ "$SLURM_JOB_NODELIST" == *\[* ]]; then  # compressed (node[1-3]): only Slurm expands it
+  if ! command -v scontrol >/dev/null; then
+    echo "launch.sh: expanding SLURM_JOB_NODELIST=$SLURM_JOB_NODELIST needs 'scontrol' (bind it into the container)" >&2
+    exit 2
+  fi
+  expanded=$(scontrol show hostnames "$SLURM_JOB_NODELIST") || expanded=""
+  if [[ -z "$expanded" ]]; then
+    echo "launch.sh: 'scontrol show hostnames $SLURM_JOB_NODELIST' gave no host (no Slurm configuration here?)" >&2
+    exit 2
+  fi
+  mapfile -t NODES <<< "$expanded"
+else  # plain host names (node1 or a,b): no Slurm configuration needed
+  IFS=, read -r -a NODES <<< "$SLURM_JOB_NODELIST"
+fi
 if [[ "${#NODES[@]}" -lt "$NNODES" ]]; then
   echo "launch.sh: the allocation has ${#NODES[@]} node(s) (${NODES[*]}), the manifest asks for $NNODES" >&2; exit 2
 fi

@@ -15,23 +15,18 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from stages.core import InputError, NotImplementedYet, RunContext, StageResult
+from stages.core import InputError, RunContext, StageResult
 from stages.pi_distill import heldout, stop_points
 from stages.pi_distill import step as S
 from stages.pi_distill.metrics import StepLog, summarize
+from stages.pi_distill.preflight import check_unbuilt
 from stages.pi_distill.prompts import read_prompts
 from stages.pi_distill.rollout import encode
 from stages.pi_distill.state import RolloutState, heldout_split, total_steps, write_state_file
 
 
 def _checks(ctx: RunContext) -> None:
-    p, res = ctx.params, ctx.spec.resources
-    if p.generation_backend != "hf":
-        raise NotImplementedYet("pi-distill with the vllm generation backend (needs a stages.lm vLLM backend that "
-                                "takes updated weights between steps)")
-    if res.nodes > 1 or res.gpus_per_node > 1:
-        raise NotImplementedYet("pi-distill on several GPUs or nodes (needs a torchrun launcher; the native run "
-                                "uses one process: a CPU or one GPU)")
+    check_unbuilt(ctx.params, ctx.spec.resources)
 
 
 def _save(ctx: RunContext, trainer: Any, state: RolloutState, steps: int) -> str:

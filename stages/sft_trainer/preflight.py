@@ -14,7 +14,7 @@ from typing import Any
 
 from stages.core.errors import InputError
 from stages.sft_trainer.params import SFTParams
-from stages.sft_trainer.prepare import Prepared, analyse, requested_world
+from stages.sft_trainer.prepare import Prepared, analyse, check_batch, requested_world
 
 
 def engine_of(spec: Any) -> str:
@@ -60,9 +60,26 @@ def compose_check(spec: Any, inputs: dict[str, Any], prepared: Prepared) -> None
     verl_config.compose(build_overrides(spec.params, job))
 
 
+def plan_time_estimate(spec: Any) -> Prepared:
+    """A stand-in for the data's plan while the collector has not written it (``sft-trainer check``): enough steps
+    for the composition check, which validates verl's config keys and shapes, not the step counts."""
+    from stages.sft_trainer.selection import Selection
+
+    params: SFTParams = spec.params
+    world = requested_world(spec.resources)
+    steps = params.max_steps or 2
+    val = [0] if params.val_fraction > 0 else []
+    return Prepared(rows=[], selection=Selection(train=[0], val=val, dropped=0, truncated=0), world=world,
+                    steps_per_epoch=steps, total_steps=steps)
+
+
 def preflight(spec: Any, inputs: dict[str, Any]) -> None:
     engine = engine_of(spec)
     check_engine_settings(spec, engine)
-    prepared = analyse(spec, inputs, requested_world(spec.resources))
+    if inputs["data"].ready:
+        prepared = analyse(spec, inputs, requested_world(spec.resources))
+    else:  # plan time: the batch arithmetic now, the data checks when the collector has run
+        check_batch(spec.params, requested_world(spec.resources))
+        prepared = plan_time_estimate(spec)
     if engine == "verl":
         compose_check(spec, inputs, prepared)

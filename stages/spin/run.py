@@ -15,11 +15,12 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from stages.core import InputError, NotImplementedYet, RunContext, StageResult
+from stages.core import InputError, RunContext, StageResult
 from stages.spin import stop_points
 from stages.spin.generate import resolve_backend, run_generation
 from stages.spin.metrics import iteration_records, summarize, write_metrics
 from stages.spin.pairs import encode_prompts
+from stages.spin.preflight import check_resources
 from stages.spin.prompts import read_prompts
 from stages.spin.state import STATE_FILE, SpinState
 from stages.spin.train import make_trainer, run_scoring, run_training, total_steps, train_config, training_records
@@ -97,8 +98,7 @@ def run(ctx: RunContext) -> StageResult:
     from stages.lm.loading import load_tokenizer
 
     p, rt = ctx.params, ctx.runtime
-    if ctx.spec.resources.nodes > 1 or ctx.spec.resources.gpus_per_node > 1:
-        raise NotImplementedYet("spin on several GPUs or nodes (needs a torchrun launcher; runs on a CPU or one GPU)")
+    check_resources(ctx.spec.resources)
     out = ctx.local_output_dir
     state_path = ctx.checkpoint_dir / STATE_FILE
     rows = read_prompts(ctx.inputs["prompts"].path, p.chosen_source)

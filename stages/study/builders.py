@@ -175,21 +175,23 @@ class Builder:
             inputs[EVAL.benchmarks] = uri(absolute(self.study.data.benchmarks), "benchmark_data")
         return inputs, problems
 
-    def base_eval(self, st: Student, suite: str, domain: str | None, eval_env: str | None) -> PlannedRun:
+    def base_eval(self, st: Student, suite: str, domain: str | None, eval_env: str | None,
+                  replicate: int = 0) -> PlannedRun:
+        """The starting checkpoint's evaluation; replicate 1, 2 ... are independent reruns (seed data_seed + r)."""
         size = self.size_of(st)
         start, problems = self.student_path(st)
         where = f".{domain}" if domain else ""
-        run_id = f"{self.student_id(st)}.untrained{where}.eval-{suite}"
+        again = f".rerun{replicate}" if replicate else ""
+        run_id = f"{self.student_id(st)}.untrained{where}.eval-{suite}{again}"
         inputs, more = self.eval_inputs(suite, eval_env)
         inputs = {EVAL.model: uri(start, "hf_model"), **inputs}
-        labels = {"method": "BASE", "domain": domain, "start": st.start, "model_size": size,
-                  "seed": self.study.data_seed}
+        seed = self.study.data_seed + replicate
+        labels = {"method": "BASE", "domain": domain, "start": st.start, "model_size": size, "seed": seed}
         params = self.eval_params(suite, eval_env, labels)
-        return self.make("evaluator", run_id, inputs, params, size, [], self.study.data_seed, labels=labels,
-                         problems=problems + more)
+        return self.make("evaluator", run_id, inputs, params, size, [], seed, labels=labels, problems=problems + more)
 
     def trained_eval(self, st: Student, trained: PlannedRun, method: Method, suite: str, eval_env: str,
-                     base: PlannedRun | None) -> PlannedRun:
+                     base: PlannedRun | None, rerun: PlannedRun | None = None) -> PlannedRun:
         size = self.size_of(st)
         start, problems = self.student_path(st)
         inputs, more = self.eval_inputs(suite, eval_env)
@@ -198,6 +200,9 @@ class Builder:
         if base is not None:
             inputs[EVAL.base_results] = link(base, EVAL.results_output)
             deps.append(base.run_id)
+            if rerun is not None:
+                inputs[EVAL.base_rerun_results] = link(rerun, EVAL.results_output)
+                deps.append(rerun.run_id)
         t_params = trained.manifest["spec"]["params"]
         labels = dict(trained.labels)
         labels.update(

@@ -70,6 +70,7 @@ class EvalWiring:
     model: str = "model"  # the checkpoint under test
     base_model: str = "base_model"  # the starting checkpoint, for KL(base || post)
     base_results: str = "base_results"  # the base's results of the same suite, for sample-level forgetting
+    base_rerun_results: str = "base_rerun_results"  # a second evaluation of the base: the noise flip rate
     target_data: str = "target_data"  # the domain's eval dataset (target suites)
     benchmarks: str = "benchmarks"  # local benchmark rows (safety suites)
     results_output: str = "results"  # the evaluator output the analyzer reads

@@ -57,6 +57,11 @@ def _check_names(study: StudyDef) -> None:
             raise _unknown("collection section", k, f"collection.{k}", COLLECTION_KEYS)
     if len(set(study.seeds)) != len(study.seeds):
         raise StudyError("seeds must be distinct", "seeds")
+    for d, seeds in study.seeds_by_domain.items():
+        if d not in study.domains:
+            raise _unknown("domain", d, f"seeds_by_domain.{d}", study.domains or ["(no domains)"])
+        if not seeds or len(set(seeds)) != len(seeds):
+            raise StudyError("give one or more distinct seeds", f"seeds_by_domain.{d}")
 
 
 def _check_stages(study: StudyDef) -> None:

@@ -40,7 +40,27 @@ def _setup(study: str, root: str | None, cluster: str, check_paths: bool = True)
 
     profile = load_profile(cluster)
     definition = load_study(study)
-    return plan_study(definition, root or profile.runs_root, cluster, check_paths=check_paths), profile
+    root = root or profile.runs_root
+    stand_ins = _rehearsal_stand_ins(root, definition.study)
+    if stand_ins is not None:  # a `study rehearse` folder: its runs are the rehearsal's, not the study as written
+        from stages.study.rehearsal import rehearsal_of
+
+        if cluster != "local":
+            raise StudyError(f"{root} holds a rehearsal of {definition.study}: it runs here (--cluster local)")
+        definition = rehearsal_of(study, stand_ins).study
+    return plan_study(definition, root, cluster, check_paths=check_paths), profile
+
+
+def _rehearsal_stand_ins(root: str, name: str):
+    from stages.study.paths import absolute, join, local
+    from stages.study.rehearsal import recorded_stand_ins
+
+    try:
+        return recorded_stand_ins(local(join(absolute(root), name)))
+    except StudyError:
+        raise
+    except Exception:  # an unset $SCRATCH and the like: not a rehearsal folder; planning reports it properly
+        return None
 
 
 def _summary(plan) -> str:
@@ -148,7 +168,20 @@ def run_cmd(study, executor, root, cluster, jobs, images, only, no_check_paths) 
         _submit(study, root, cluster, False, images, None, False, only, no_check_paths)
 
 
-def _submit(study, root, cluster, dry_run, images, account, retry, only, no_check_paths) -> None:
+def _check(plan, images, verbose: bool = False, profile=None) -> bool:
+    """Run `study check` on a plan, print its table; True when every manifest passes. The stages check inside their
+    images where the cluster's jobs will run them (--images, or the profile's images_dir with use_images)."""
+    from stages.study.check import check_plan, render
+
+    if images is None and profile is not None and profile.use_images:
+        images = profile.images_dir
+    click.echo(f"checking {len(plan.runs)} planned manifests of study {plan.study} (each stage checks its own) ...")
+    report = check_plan(plan, images, echo=click.echo)
+    click.echo(render(report, plan, verbose))
+    return report.ok
+
+
+def _submit(study, root, cluster, dry_run, images, account, retry, only, no_check_paths, skip_check=False) -> None:
     import shutil
 
     from stages.study.planner import write_plan
@@ -158,6 +191,9 @@ def _submit(study, root, cluster, dry_run, images, account, retry, only, no_chec
         plan, profile = _setup(study, root, cluster, not no_check_paths)
         if not dry_run and shutil.which("sbatch") is None:
             raise StudyError("sbatch is not on PATH: submit from a login node of the cluster (or use --dry-run)")
+        if not (skip_check or no_check_paths) and not _check(plan, images or None, profile=profile):
+            click.echo("study: nothing submitted: fix what `study check` lists (or --skip-check)", err=True)
+            sys.exit(2)
         if only:
             unknown = sorted(set(only) - set(plan.runs))
             if unknown:
@@ -193,8 +229,81 @@ def _submit(study, root, cluster, dry_run, images, account, retry, only, no_chec
 @click.option("--account", metavar="ACCOUNT", help="Slurm account (overrides the profile).")
 @click.option("--run", "only", multiple=True, metavar="RUN_ID", help="Only this run and what depends on it.")
 @nocheck_opt
-def submit_cmd(study, cluster, root, dry_run, images, account, only, no_check_paths) -> None:
-    _submit(study, root, cluster, dry_run, images, account, False, only, no_check_paths)
+@click.option("--skip-check", is_flag=True, help="Do not run `study check` first (it runs unless this or "
+              "--no-check-paths is given, and nothing is submitted when it fails).")
+def submit_cmd(study, cluster, root, dry_run, images, account, only, no_check_paths, skip_check) -> None:
+    _submit(study, root, cluster, dry_run, images, account, False, only, no_check_paths, skip_check)
+
+
+@main.command("check", epilog=EPILOG, help="Check STUDY before spending an allocation: plan it (writing nothing), "
+              "then every planned manifest goes through its own stage's validate and preflight (`<stage> check`, "
+              "one process per stage, inside the stage's image with --images): models, datasets and benchmark rows "
+              "present, params valid, batches that divide over the GPUs, verl configs that compose, methods that "
+              "can run on the GPUs given. Checks that need an upstream run's output are listed as deferred (the "
+              "run's own preflight does them before any GPU time). One table of what fails and why; exit 2 if "
+              "anything fails. `study submit` runs this first.")
+@study_arg
+@root_opt
+@cluster_opt
+@click.option("--images", metavar="DIR", help="Check inside the stage images (DIR/<image>.sif) with apptainer; "
+              "default: the profile's images_dir when it uses images.")
+@click.option("--verbose", "-v", is_flag=True, help="List every run, with the checks that wait for upstream runs.")
+def check_cmd(study, root, cluster, images, verbose) -> None:
+    try:
+        plan, profile = _setup(study, root, cluster, check_paths=False)
+        ok = _check(plan, images, verbose, profile)
+    except StudyError as e:
+        _fail(e)
+    sys.exit(0 if ok else 2)
+
+
+@main.command("rehearse", epilog=EPILOG, help="Run STUDY end to end here, on CPU, with tiny stand-ins: every model "
+              "becomes the tiny fixture Qwen3 (sizes kept as labels), datasets and benchmark rows the fixture "
+              "folders capped to a few rows, resources one CPU, steps/batches/lengths capped, engines that need a GPU "
+              "replaced by the stage's CPU engine, lm-eval hub tasks by the project's local tasks; everything else "
+              "(methods, learning rates, seeds, suites, thinking, LoRA, tracking) as written. Prints and records "
+              "every replacement (each manifest's `notes`, <root>/<study>/rehearsal.json), runs `study check`, then "
+              "the DAG, and ends with the report's path. Rerunning resumes.")
+@study_arg
+@click.option("--root", default=".rehearsal", show_default=True, metavar="DIR", help="Where the rehearsal's runs go.")
+@click.option("--jobs", "-j", default=2, show_default=True, type=click.IntRange(1, 64), help="Runs at once.")
+@click.option("--model", default=".fixtures/tiny-qwen3", show_default=True, metavar="DIR",
+              help="The stand-in for every checkpoint.")
+@click.option("--datasets", default=".fixtures/datasets", show_default=True, metavar="DIR",
+              help="Stand-in datasets root (GEM layout).")
+@click.option("--benchmarks", default=".fixtures/benchmarks", show_default=True, metavar="DIR",
+              help="Stand-in benchmark rows.")
+@click.option("--plan-only", is_flag=True, help="Write the rehearsal's manifests and check them; run nothing.")
+def rehearse_cmd(study, root, jobs, model, datasets, benchmarks, plan_only) -> None:
+    from stages.study.local import run_local
+    from stages.study.paths import absolute, local
+    from stages.study.planner import plan_study, write_plan
+    from stages.study.rehearsal import REHEARSAL_FILE, StandIns, notes_for, rehearsal_of
+    from stages.study.status import compute, render_table
+
+    try:
+        reh = rehearsal_of(study, StandIns(absolute(model), absolute(datasets), absolute(benchmarks)))
+        plan = plan_study(reh.study, root, "local", check_paths=True)
+        for run in plan.runs.values():
+            run.manifest["notes"] = notes_for(run.stage, run.labels.get("method"), reh)
+        click.echo(f"rehearsal of {_summary(plan)}; replaced for a CPU:")
+        for key, what in reh.replaced.items():
+            click.echo(f"  {key}: {what}")
+        if not _check(plan, None):
+            click.echo("study: the rehearsal's manifests fail `study check`; nothing run", err=True)
+            sys.exit(2)
+        write_plan(plan)
+        (local(plan.study_dir) / REHEARSAL_FILE).write_text(reh.to_json(), encoding="utf-8")
+        if plan_only:
+            sys.exit(0)
+        result = run_local(plan, jobs=jobs, echo=click.echo)
+    except StudyError as e:
+        _fail(e)
+    click.echo(render_table(compute(plan, ask_queue=False), plan))
+    line = _report_line(plan)
+    if line:
+        click.echo(line)
+    sys.exit(result.exit_code)
 
 
 @main.command("status", epilog=EPILOG, help="One row per run of STUDY, read from the manifests the runs wrote (not "

@@ -101,3 +101,17 @@ def local_argv(run: PlannedRun, manifest_path: str, images: str | None = None, f
     env.update({k: os.environ[k] for k in PASS_THROUGH if k in os.environ})
     binds = [os.path.expandvars(b) for b in bind_paths([run], [])]
     return [*apptainer_words(sif, run.gpus > 0, binds, env), *tail]
+
+
+def check_argv(stage: str, image: str | None, runs: list[PlannedRun], images: str | None = None) -> list[str]:
+    """argv of ``<stage> check --manifest - --json`` (the manifests come on stdin), here or in the stage's image."""
+    tail = ["check", "--manifest", "-", "--json"]
+    if images is None:
+        return [stage_script(stage), *tail]
+    if shutil.which("apptainer") is None:
+        raise StudyError("--images was given but `apptainer` is not on PATH")
+    sif = os.path.join(os.path.expandvars(images), f"{image}.sif")
+    if not os.path.isfile(sif):
+        raise StudyError(f"image {sif} does not exist (build it with `make sifs`)")
+    binds = [os.path.expandvars(b) for b in bind_paths(runs, [])]
+    return [*apptainer_words(sif, False, binds, dict(OFFLINE_ENV)), *tail]

@@ -60,6 +60,12 @@ class Evaluation(StrictModel):
     params: dict[str, Any] = Field(default_factory=dict, description="Evaluator params for every suite.")
     per_suite: dict[str, dict[str, Any]] = Field(default_factory=dict, description="suite -> extra params.")
     base: bool = Field(True, description="Evaluate each student's starting checkpoint (the shared baseline).")
+    base_replicates: int = Field(
+        2, ge=1, le=5,
+        description="Independent evaluations of each starting checkpoint (seeds data_seed, data_seed+1, ...). The "
+        "second gives the noise flip rate of sample-level forgetting (items that flip between two runs of the same "
+        "model); 1 leaves it unmeasured.",
+    )
 
 
 class Analysis(StrictModel):
@@ -112,6 +118,11 @@ class StudyDef(StrictModel):
     domains: list[str] = Field(default_factory=list)
     methods: list[str] = Field(default_factory=list)
     seeds: list[int] = Field(default_factory=lambda: [0])
+    seeds_by_domain: dict[str, list[int]] = Field(
+        default_factory=dict,
+        description="domain -> training seeds, replacing `seeds` there: seed replicates on a slice of the study give "
+        "the analyzer's intervals without multiplying every run.",
+    )
     data_seed: int = Field(0, ge=0, description="Seed of the collector runs, shared by every training seed.")
     data: Data = Field(default_factory=Data)
     thinking: bool = Field(False, description="Qwen3 thinking mode for every stage alike.")

@@ -50,7 +50,10 @@ class _Running:
         self.started = time.monotonic()
 
 
-def _start(run: PlannedRun, images: str | None, upstream_reruns: bool) -> _Running:
+THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def _start(run: PlannedRun, images: str | None, upstream_reruns: bool, threads: int) -> _Running:
     log_path = f"{run.run_dir}/local.log"
     handle = open(local(log_path), "a", encoding="utf-8")
     force = needs_force(run, read_record(run), upstream_reruns)
@@ -59,6 +62,8 @@ def _start(run: PlannedRun, images: str | None, upstream_reruns: bool) -> _Runni
     handle.flush()
     env = dict(os.environ)
     env.setdefault("FLLM_CLUSTER", "local")
+    for var in THREAD_VARS:  # runs side by side share the cores instead of each spawning a thread per core
+        env.setdefault(var, str(threads))
     proc = subprocess.Popen(argv, stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
     return _Running(run, proc, log_path, handle)
 
@@ -96,6 +101,7 @@ def run_local(plan: Plan, jobs: int = 1, images: str | None = None, only: set[st
         todo &= plan.downstream(only)
     result = LocalResult(skipped=[rid for rid in plan.runs if rid not in todo])
     waiting = [rid for rid in plan.runs if rid in todo]
+    threads = max(1, (os.cpu_count() or 1) // jobs)
     done = set(result.skipped)
     running: dict[str, _Running] = {}
     echo(f"study {plan.study}: {len(waiting)} to run, {len(result.skipped)} already done ({plan.study_dir})")
@@ -111,7 +117,7 @@ def run_local(plan: Plan, jobs: int = 1, images: str | None = None, only: set[st
                 elif not result.interrupted and len(running) < jobs and all(d in done for d in run.deps):
                     waiting.remove(rid)
                     echo(f"  run   {run.stage:<13} {rid}")
-                    running[rid] = _start(run, images, any(d in todo for d in run.deps))
+                    running[rid] = _start(run, images, any(d in todo for d in run.deps), threads)
             if result.interrupted:
                 waiting.clear()
             if not running:

@@ -57,16 +57,20 @@ class _Planner:
         doms = domains()
         evals: list[PlannedRun] = []
         base_evals: dict[tuple[str, str, str | None], PlannedRun] = {}
+        reruns: dict[tuple[str, str, str | None], PlannedRun] = {}
         if s.evaluation.base:
             for st in s.students:
                 sid = self.b.student_id(st)
                 for suite in s.evaluation.suites:
-                    if suite in TARGET_SUITES:
-                        for d in s.domains:
-                            base_evals[(sid, suite, d)] = self.add(self.b.base_eval(st, suite, d, doms[d][1]))
-                    else:
-                        base_evals[(sid, suite, None)] = self.add(self.b.base_eval(st, suite, None, None))
-            evals += list(base_evals.values())
+                    for d in (s.domains if suite in TARGET_SUITES else [None]):
+                        env = doms[d][1] if d else None
+                        for r in range(s.evaluation.base_replicates):
+                            run = self.add(self.b.base_eval(st, suite, d, env, r))
+                            evals.append(run)
+                            if r == 0:
+                                base_evals[(sid, suite, d)] = run
+                            elif r == 1:  # the evaluator takes one rerun for the noise flip rate
+                                reruns[(sid, suite, d)] = run
         for d in s.domains:
             train_env, eval_env = doms[d]
             data: dict[str, PlannedRun] = {}
@@ -78,12 +82,13 @@ class _Planner:
                 sid = self.b.student_id(st)
                 for m in s.methods:
                     method = METHODS[m]
-                    for seed in s.seeds:
+                    for seed in s.seeds_by_domain.get(d, s.seeds):
                         for point, suffix in sweep_points(s, m):
                             trained = self.add(self.b.train_run(st, d, method, seed, point, suffix, data[method.data]))
                             for suite in s.evaluation.suites:
-                                base = base_evals.get((sid, suite, d if suite in TARGET_SUITES else None))
-                                evals.append(self.add(self.b.trained_eval(st, trained, method, suite, eval_env, base)))
+                                key = (sid, suite, d if suite in TARGET_SUITES else None)
+                                evals.append(self.add(self.b.trained_eval(st, trained, method, suite, eval_env,
+                                                                          base_evals.get(key), reruns.get(key))))
         if s.analysis.enabled and evals:
             self.add(self.b.analyzer_run(evals))
 

@@ -58,7 +58,7 @@ def test_snapshot_layout_is_what_the_adapter_reads(fixture_datasets, tmp_path):
 
     models = snapshot_models(dest, ["Qwen/Qwen3-4B-Base@abc"], fake_download)
     manifest = json.loads(write_manifest(dest, entries, models).read_text())
-    assert manifest["models"][0]["folder"] == "models/Qwen--Qwen3-4B-Base" and manifest["models"][0]["revision"] == "abc"
+    assert manifest["models"][0]["folder"] == "models/Qwen3-4B-Base" and manifest["models"][0]["revision"] == "abc"
     assert set(manifest["models"][0]["files"]) == {"config.json"}
     gsm = next(d for d in manifest["datasets"] if d["name"] == "axon-rl/GSM-8k")
     assert gsm["revision"] == "feedbeef" and set(gsm["splits"]) == {"train", "test"}

@@ -86,4 +86,3 @@ def test_suites_without_their_inputs(tmp_path, tiny_model_dir, fixtures_dir, ok_
     refused(tmp_path, wrong, {"suite": "target", "target_env_id": "eval:MATH500"}, "$.spec.inputs.target_data")
     refused(tmp_path, {**ok_inputs, "base_model": (tiny_model_dir, "hf_model")}, {"suite": "forgetting", **MC},
             "base_model is used for KL")
-    refused(tmp_path, model, {"suite": "forgetting", "tiers": ["B"]}, "allow_unsafe_code")

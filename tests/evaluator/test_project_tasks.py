@@ -10,7 +10,7 @@ from stages.evaluator.tasks import fllm_loaders, fllm_metrics, project_task_name
 
 def test_project_task_names():
     assert set(project_task_names()) == {"fllm_gsm8k", "fllm_gsm8k_mc", "fllm_nq_open", "fllm_nq_mc", "fllm_xstest",
-                                         "fllm_harmbench"}
+                                         "fllm_harmbench", "fllm_humaneval"}
 
 
 def test_multiple_choice_options_are_real_answers_and_stable(benchmarks_dir):

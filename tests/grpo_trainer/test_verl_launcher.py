@@ -1,5 +1,9 @@
 """The launcher script the stage runs: one node hands the overrides to verl's real ``main_ppo`` untouched; several
 nodes start a Ray head (and workers through srun), wait for them, and attach the entry point through RAY_ADDRESS.
+
+The node list: a plain one (``host`` or ``a,b``) is split without Slurm, so the Ray test runs on any machine with
+``SLURM_JOB_NODELIST`` naming this host; a compressed one goes through the real ``scontrol`` of the local Slurm, which
+the test starts itself (the ``slurm_cluster`` session fixture) rather than relying on an earlier test (issue 17).
 """
 
 from __future__ import annotations
@@ -57,12 +61,46 @@ def test_several_nodes_outside_slurm_fail_clearly(tmp_path):
     assert "SLURM_JOB_NODELIST" in res.stderr or "scontrol" in res.stderr
 
 
+def _node_list_check(tmp_path, nodelist: str, nnodes: int, **extra: str) -> subprocess.CompletedProcess:
+    """Run the multi-node branch asking for more nodes than the list holds: it stops (exit 2) right after reading the
+    list, before any Ray process starts, and says which hosts it read."""
+    script = write_launcher(tmp_path / "launch.sh", nnodes, 0, 6392, sys.executable)
+    return subprocess.run(["bash", str(script), "x=1"], env=_env(SLURM_JOB_NODELIST=nodelist, **extra),
+                          capture_output=True, text=True, timeout=60, check=False)
+
+
+def test_plain_node_list_needs_no_slurm_configuration(tmp_path):
+    """`a,b` is split in bash: scontrol, pointed at an empty configuration here, would fail if it were asked."""
+    empty = tmp_path / "slurm.conf"
+    empty.write_text("")
+    res = _node_list_check(tmp_path, "node-a,node-b", 3, SLURM_CONF=str(empty))
+    assert res.returncode == 2, res.stderr
+    assert "the allocation has 2 node(s) (node-a node-b), the manifest asks for 3" in res.stderr
+
+
+@pytest.mark.slurm
+def test_compressed_node_list_without_slurm_configuration_fails_clearly(tmp_path):
+    """The real scontrol with no usable configuration expands nothing: the script says so instead of counting 0."""
+    empty = tmp_path / "slurm.conf"
+    empty.write_text("")
+    res = _node_list_check(tmp_path, "node[1-3]", 2, SLURM_CONF=str(empty))
+    assert res.returncode == 2, res.stderr
+    assert "'scontrol show hostnames node[1-3]' gave no host" in res.stderr
+
+
+@pytest.mark.slurm
+def test_compressed_node_list_expands_with_scontrol(tmp_path, slurm_cluster):
+    """With the local Slurm configured, `host,x[1-2]` expands to three hosts through the real scontrol."""
+    host = socket.gethostname().split(".")[0]
+    res = _node_list_check(tmp_path, f"{host},x[1-2]", 4)
+    assert res.returncode == 2, res.stderr
+    assert f"the allocation has 3 node(s) ({host} x1 x2), the manifest asks for 4" in res.stderr
+
+
 def test_cluster_mode_starts_ray_and_attaches(tmp_path):
     """The multi-node branch on this host alone: Ray head from the node list, wait for it, attach the entry point
     through RAY_ADDRESS (as main_ppo does), pass the arguments through, and leave no Ray process behind."""
     pytest.importorskip("ray")
-    if subprocess.run(["bash", "-c", "command -v scontrol && command -v srun"], capture_output=True, check=False).returncode:
-        pytest.skip("needs Slurm's scontrol and srun installed (make system)")
     host = socket.gethostname().split(".")[0]
     script = write_launcher(tmp_path / "launch.sh", 1, 0, 6391, sys.executable)
     env = _env(SLURM_JOB_NODELIST=host, FLLM_FORCE_RAY_CLUSTER="1", FLLM_VERL_ENTRY="tests.grpo_trainer.ray_probe",

@@ -1,38 +1,8 @@
-"""A real single-node Slurm for the conductor's tests: started once per session by slurm/local/start.sh when no
-cluster answers (munge, slurmctld and slurmd from Debian, two fake GPUs), and stopped at the end by stop.sh only if
-this session started it. Tests using it are marked ``slurm`` (skipped without sbatch unless FLLM_REQUIRE_SYSTEM=1).
+"""Fixtures of the conductor's tests on a real single-node Slurm. The cluster itself is the session fixture
+``slurm_cluster`` of tests/conftest.py (started by slurm/local/start.sh when no cluster answers, stopped at the end
+only if this session started it), shared with the other tests that need a configured Slurm.
 """
 
 from __future__ import annotations
 
-import os
-import subprocess
-
-import pytest
-
-from tests.study.conftest import REPO, counter_env  # noqa: F401  (fixture re-exported for these tests)
-
-
-def cluster_answers() -> bool:
-    try:
-        ping = subprocess.run(["scontrol", "ping"], capture_output=True, text=True, timeout=10)
-        nodes = subprocess.run(["sinfo", "-h", "-N", "-o", "%T"], capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return "UP" in ping.stdout and any(s in nodes.stdout for s in ("idle", "mixed", "allocated"))
-
-
-@pytest.fixture(scope="session")
-def slurm_cluster():
-    if cluster_answers():
-        yield "already running"
-        return
-    if os.geteuid() != 0:
-        pytest.fail("no Slurm cluster answers and starting one (slurm/local/start.sh) needs root")
-    start = subprocess.run([str(REPO / "slurm" / "local" / "start.sh")], capture_output=True, text=True, timeout=180)
-    if start.returncode != 0:
-        pytest.fail(f"slurm/local/start.sh failed:\n{start.stdout}\n{start.stderr}")
-    try:
-        yield "started"
-    finally:
-        subprocess.run([str(REPO / "slurm" / "local" / "stop.sh")], capture_output=True, text=True, timeout=120)
+from tests.study.conftest import counter_env  # noqa: F401  (fixture re-exported for these tests)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -71,3 +72,30 @@ def fake_scratch(tmp_path, monkeypatch) -> Path:
     (scratch / "forgetting-llms" / "benchmarks").mkdir(parents=True, exist_ok=True)
     monkeypatch.setenv("SCRATCH", str(scratch))
     return scratch
+
+
+SHIPPED = ("smoke", "phase1", "phase1-sweep", "phase2", "phase3")
+
+
+@pytest.fixture
+def staged_scratch(tmp_path, monkeypatch) -> Path:
+    """$SCRATCH laid out as the phase studies read it, staged from the fixtures: every model folder the studies name
+    is the tiny Qwen3 (a symlink), every dataset folder and the benchmark rows are the fixture ones. Unlike
+    ``fake_scratch`` these folders hold real files, so each stage's preflight reads them for real."""
+    from stages.study.definition import load_study
+
+    fixtures = REPO / ".fixtures"
+    if not (fixtures / "tiny-qwen3" / "config.json").is_file():
+        pytest.fail("the fixtures are missing: run `make fixtures`")
+    root = tmp_path / "scratch" / "forgetting-llms"
+    (root / "models").mkdir(parents=True)
+    for name in SHIPPED:
+        for key, ck in load_study(name).models.checkpoints.items():
+            link = root / "models" / (ck.repo_id or key).rsplit("/", 1)[-1]
+            if not link.exists() and not ck.path:
+                link.symlink_to(fixtures / "tiny-qwen3")
+    (root / "datasets").symlink_to(fixtures / "datasets")
+    shutil.copytree(fixtures / "benchmarks", root / "benchmarks")  # a copy: tests remove rows from it
+    monkeypatch.setenv("SCRATCH", str(tmp_path / "scratch"))
+    monkeypatch.chdir(REPO)  # the smoke study's paths are relative to the repository
+    return root

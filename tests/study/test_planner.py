@@ -39,8 +39,9 @@ def test_every_planned_manifest_passes_its_stage_validation(name, fake_scratch, 
 def test_phase1_shape_and_sharing(fake_scratch, tmp_path):
     plan = planned("phase1", tmp_path / "runs")
     stages = Counter(r.stage for r in plan.runs.values())
-    assert stages == {"collector": 12, "sft-trainer": 9, "spin": 3, "grpo-trainer": 3, "pi-distill": 3,
-                      "evaluator": 21, "analyzer": 1}
+    # 6 methods x (3 seeds on math + 1 on code and qa); the base twice per domain (the noise flip rate)
+    assert stages == {"collector": 12, "sft-trainer": 15, "spin": 5, "grpo-trainer": 5, "pi-distill": 5,
+                      "evaluator": 36, "analyzer": 1}
     runs = plan.runs
     # one collector run per (domain, data kind), shared by every method that needs it
     assert runs["qwen3-4b.base.math.self.s1"].deps == runs["qwen3-4b.base.math.on-rl.s1"].deps == ("data.math.prompts",)
@@ -49,14 +50,18 @@ def test_phase1_shape_and_sharing(fake_scratch, tmp_path):
     assert sf["inputs"]["model"]["uri"] == "$SCRATCH/forgetting-llms/models/Qwen3-32B"
     assert sf["resources"]["gpus_per_node"] == 2  # the teacher's size picks the resources
     assert runs["data.math.cf"].manifest["spec"]["params"]["teacher_id"] == "meta-llama/Llama-3.1-70B-Instruct"
-    # the untrained model is evaluated once per domain and every trained model of that domain is compared to it
-    base = "qwen3-4b.base.untrained.math.eval-all"
-    evals = [r for r in runs.values() if r.stage == "evaluator" and ".math." in r.run_id and r.run_id != base]
-    assert len(evals) == 6
+    # the untrained model is evaluated twice per domain (seeds 0 and 1) and every trained model of that domain is
+    # compared to the first, with the second giving the noise flip rate
+    base, rerun = "qwen3-4b.base.untrained.math.eval-all", "qwen3-4b.base.untrained.math.eval-all.rerun1"
+    assert runs[rerun].manifest["spec"]["runtime"]["seed"] == runs[base].manifest["spec"]["runtime"]["seed"] + 1
+    evals = [r for r in runs.values() if r.stage == "evaluator" and ".math." in r.run_id and ".untrained." not in
+             r.run_id]
+    assert len(evals) == 18 and {e.labels["seed"] for e in evals} == {1, 2, 3}
     for e in evals:
         assert e.manifest["spec"]["inputs"]["base_results"] == {
             "from": f"{runs[base].record_path}#outputs.results", "uri": None, "kind": None, "digest": None}
-        assert base in e.deps
+        assert e.manifest["spec"]["inputs"]["base_rerun_results"]["from"] == f"{runs[rerun].record_path}#outputs.results"
+        assert base in e.deps and rerun in e.deps
     # the analyzer reads every evaluation
     assert set(runs["report"].deps) == {r.run_id for r in runs.values() if r.stage == "evaluator"}
 

@@ -5,6 +5,7 @@ log-likelihoods give calibration), B every few checkpoints and on final ones (ge
 Task ids were checked against lm-eval 0.4.13's registry. ``subset`` is the size of the seeded item subset used
 when a manifest sets no ``limit`` (hellaswag and triviaqa are sampled to 2,000 as the plan has it). Tasks not listed
 here can still be named explicitly; their metric is then lm-eval's first reported one, capability "other".
+Code tasks (``runs_code``) are scored in the project's sandbox (``stages.evaluator.codeexec``).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ class TaskInfo:
     filter: str | None = None  # lm-eval filter whose output is scored; None = the first one reported
     subset: int | None = None  # default seeded subset size
     calibration: bool = True  # multiple choice with one gold index (softmax calibration makes sense)
-    unsafe_code: bool = False  # runs model-written code (needs allow_unsafe_code)
+    runs_code: bool = False  # scored by running model-written code (in the sandbox; in-process: allow_unsafe_code)
 
 
 CATALOG: dict[str, TaskInfo] = {
@@ -42,12 +43,12 @@ CATALOG: dict[str, TaskInfo] = {
         TaskInfo("hendrycks_math500", "math", "B", "exact_match"),
         TaskInfo("triviaqa", "qa", "B", "exact_match", subset=2000),
         TaskInfo("nq_open", "qa", "B", "exact_match"),
-        TaskInfo("humaneval_instruct", "code", "B", "pass@1", unsafe_code=True),
-        TaskInfo("mbpp", "code", "B", "pass_at_1", unsafe_code=True),
+        TaskInfo("humaneval_instruct", "code", "B", "pass@1", runs_code=True),
+        TaskInfo("mbpp", "code", "B", "pass_at_1", runs_code=True),
         TaskInfo("gsm8k", "math", None, "exact_match", "flexible-extract"),
         TaskInfo("minerva_math500", "math", None, "math_verify"),
-        TaskInfo("humaneval", "code", None, "pass@1", unsafe_code=True),
-        TaskInfo("mbpp_plus_instruct", "code", None, "pass_at_1", unsafe_code=True),
+        TaskInfo("humaneval", "code", None, "pass@1", runs_code=True),
+        TaskInfo("mbpp_plus_instruct", "code", None, "pass_at_1", runs_code=True),
         # tier C: expensive, final checkpoints
         TaskInfo("bbh_cot_fewshot", "reasoning", "C", "exact_match", "get-answer"),
         TaskInfo("gpqa_diamond_cot_zeroshot", "reasoning", "C", "exact_match", "flexible-extract"),
@@ -61,6 +62,7 @@ CATALOG: dict[str, TaskInfo] = {
         TaskInfo("fllm_nq_mc", "qa", None, "acc"),
         TaskInfo("fllm_xstest", "safety", None, "refusal"),
         TaskInfo("fllm_harmbench", "safety", None, "refusal"),
+        TaskInfo("fllm_humaneval", "code", None, "pass@1", runs_code=True),
     )
 }
 SAFETY_TASKS = ("fllm_xstest", "fllm_harmbench")

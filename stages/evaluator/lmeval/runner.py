@@ -107,6 +107,9 @@ class TaskSet:
     leaves: dict[str, Any] = field(default_factory=dict)  # leaf name -> Task
     kinds: dict[str, str] = field(default_factory=dict)  # leaf -> "mc" | "gen"
     sizes: dict[str, int] = field(default_factory=dict)  # leaf -> number of eval documents
+    code_execution: dict[str, str] = field(default_factory=dict)  # leaf -> "sandbox" | "lm-eval-in-process"
+    manager: Any = None  # the TaskManager that loaded them: handed to simple_evaluate, which otherwise indexes
+    # every lm-eval task again on each call (6-10 s a call on 2 cores)
 
     @property
     def objects(self) -> list[Any]:
@@ -124,14 +127,18 @@ class TaskSet:
             leaves={k: v for k, v in self.leaves.items() if k in leaves},
             kinds={k: v for k, v in self.kinds.items() if k in leaves},
             sizes={k: v for k, v in self.sizes.items() if k in leaves},
+            code_execution={k: v for k, v in self.code_execution.items() if k in leaves},
         )
 
 
-def load_tasks(manager: Any, names: list[str]) -> TaskSet:
-    ts = TaskSet()
+def load_tasks(manager: Any, names: list[str], specs: dict[str, str | dict[str, Any]] | None = None) -> TaskSet:
+    """Load ``names``; ``specs`` may give an inline config to load instead of a name (a sandboxed code task)."""
+    from stages.evaluator.codeexec.tasks import execution_of
+
+    ts = TaskSet(manager=manager)
     for name in names:
         try:
-            loaded = manager.load([name])
+            loaded = manager.load([(specs or {}).get(name, name)])
         except KeyError:
             raise UnknownTask(
                 f"unknown lm-eval task {name!r}: not in lm-eval's registry nor in the project's tasks "
@@ -148,6 +155,8 @@ def load_tasks(manager: Any, names: list[str]) -> TaskSet:
     for leaf, task in ts.leaves.items():
         ts.kinds[leaf] = "gen" if task.get_config("output_type") == "generate_until" else "mc"
         ts.sizes[leaf] = len(task.eval_docs)
+        if (how := execution_of(task)) is not None:
+            ts.code_execution[leaf] = how
     return ts
 
 
@@ -224,6 +233,7 @@ def evaluate(lm: Any, tasks: TaskSet, items: dict[str, list[int]], settings: Cal
         bootstrap_iters=settings.bootstrap_iters,
         confirm_run_unsafe_code=settings.confirm_run_unsafe_code,
         use_cache=settings.use_cache,
+        task_manager=tasks.manager,
     )
     if results is None:  # not rank 0
         return {}

@@ -3,12 +3,15 @@
 Items are pinned through lm-eval's ``samples`` (explicit indices, the first ``limit``, or a seeded subset), so every
 checkpoint of a study scores the same documents. With Qwen3 thinking on, the log-likelihood tasks run in a call of
 their own with thinking off (lm-eval's HF backend refuses them otherwise; the methods reference wants it anyway).
-Against a base (``base_results``) it adds sample-level forgetting per task and overall.
+Against a base (``base_results``) it adds sample-level forgetting per task and overall. Code tasks generate and
+filter as lm-eval does; their programs run in the project's sandbox (``codeexec``), in lm-eval's own process only
+with ``allow_unsafe_code``.
 """
 
 from __future__ import annotations
 
 from stages.core.errors import InputError
+from stages.evaluator.codeexec.tasks import in_process_code_eval, runs_code_in_process, task_specs
 from stages.evaluator.comparison import forgetting_rows, load_results
 from stages.evaluator.items import ItemRecord
 from stages.evaluator.lmeval import runner
@@ -21,10 +24,14 @@ PHASE = "lm_eval"
 
 
 def load(session: Session, names: list[str]) -> runner.TaskSet:
+    """Load ``names``; lm-eval's code tasks are scored in the sandbox unless ``allow_unsafe_code`` (see codeexec)."""
+    unsafe = session.params.allow_unsafe_code
     manager = runner.make_task_manager(names, session.benchmarks,
                                        {"fllm_harmbench_split": session.params.harmbench_split})
     try:
-        return runner.load_tasks(manager, names)
+        specs = task_specs(manager, names, unsafe)
+        with in_process_code_eval(unsafe and any(runs_code_in_process(manager, n) for n in names)):
+            return runner.load_tasks(manager, names, specs)
     except (runner.UnknownTask, ValueError) as e:
         raise InputError(str(e), "$.spec.params.tasks") from None
 

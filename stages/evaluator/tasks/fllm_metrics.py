@@ -4,6 +4,7 @@ GSM8K: the final number of the response (after ``####`` when present, else the l
 equals the gold answer numerically. NQ-open: the short answer (``<answer>`` tag, else the first line) matches one
 of the aliases after SQuAD-style normalisation (lower case, no punctuation, articles or extra spaces). Safety
 tasks record the string-match refusal verdict; the evaluator re-scores them with the classifier a manifest picks.
+HumanEval: lm-eval's humaneval_instruct filter and pass@k, the program run in the project's sandbox (``codeexec``).
 """
 
 from __future__ import annotations
@@ -68,3 +69,17 @@ def refusal_string_match(doc: dict[str, Any], results: list[Any]) -> dict[str, f
     from stages.evaluator.safety.refusal import is_refusal
 
     return {"refusal": float(is_refusal(_text(results)))}
+
+
+def pass_at_k(references: list[str], predictions: list[list[str]], k: list[int] | int | None = None) -> dict[str, float]:
+    """lm-eval's humaneval pass@k (``{"pass@1": ...}``), each check program run in the project's sandbox."""
+    from stages.evaluator.codeexec import runner
+
+    return runner.pass_at_k(references, predictions, k)
+
+
+def build_predictions_instruct(resps: list[list[str]], docs: list[dict[str, Any]]) -> list[list[str]]:
+    """lm-eval's ``humaneval/utils.build_predictions_instruct`` itself: the prompt plus the response up to its ```."""
+    from stages.evaluator.codeexec.tasks import lm_eval_utils
+
+    return lm_eval_utils("humaneval")["build_predictions_instruct"](resps, docs)
