@@ -49,7 +49,7 @@ for dev in /dev/tty1 /dev/tty2; do
   [ -c "$dev" ] || die "$dev is not a character device; the fake GPUs need /dev/tty1 and /dev/tty2"
 done
 
-mkdir -p "$RUN_DIR" /var/spool/slurmctld /var/spool/slurmd /var/log/slurm
+mkdir -p "$RUN_DIR" "$CONF_DIR" /var/spool/slurmctld /var/spool/slurmd /var/log/slurm
 cat > "$CONF_DIR/slurm.conf" <<CONF
 $MARK
 ClusterName=fllm-local
