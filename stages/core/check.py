@@ -20,8 +20,8 @@ from typing import Any
 from stages.core import storage
 from stages.core.artifacts import ArtifactKind, ArtifactRef
 from stages.core.errors import InputPending, ManifestError, NotImplementedYet
-from stages.core.inputs import _declared, check_required, present_uri
-from stages.core.manifest import SCHEMA_ID, RunState
+from stages.core.inputs import _declared, check_required, present_uri, read_upstream, upstream_output
+from stages.core.manifest import RunState
 from stages.core.stage import ResolvedInput, StageDef
 from stages.core.validation import validate_manifest
 
@@ -37,19 +37,14 @@ class CheckResult:
         return json.dumps(asdict(self))
 
 
-def _upstream(ref: ArtifactRef, path: str) -> tuple[dict[str, Any] | None, str]:
-    """The upstream record (None when it does not exist yet) and the output name the link asks for."""
-    manifest_uri, out_name = ref.from_parts()
+def _upstream(ref: ArtifactRef, path: str) -> dict[str, Any] | None:
+    """The upstream record, or None while the upstream run has not written one."""
     try:
-        uri = storage.expand(manifest_uri)
-        if not storage.exists(uri):
-            return None, out_name
-        up = json.loads(storage.read_text(uri))
+        if not storage.exists(storage.expand(ref.from_parts()[0])):
+            return None
     except (storage.StorageError, ValueError, OSError) as e:
-        raise ManifestError(f"cannot read the upstream manifest {manifest_uri}: {e}", path) from None
-    if not isinstance(up, dict) or up.get("schema") != SCHEMA_ID:
-        raise ManifestError(f"{manifest_uri!r} is not a forgetting-llms manifest", path)
-    return up, out_name
+        raise ManifestError(f"cannot read the upstream manifest: {e}", path) from None
+    return read_upstream(ref, path)
 
 
 def _run_name(up: dict[str, Any] | None, ref: ArtifactRef) -> str:
@@ -72,15 +67,12 @@ def resolve_for_check(stage: StageDef, inputs: dict[str, ArtifactRef]) -> dict[s
         path = f"$.spec.inputs.{name}"
         decl = _declared(stage, name)
         if ref.from_ is not None:
-            up, out_name = _upstream(ref, path + ".from")
+            up = _upstream(ref, path + ".from")
             state = ((up or {}).get("status") or {}).get("state")
             if up is None or state != RunState.succeeded.value:
                 out[name] = ResolvedInput(name, "", _pending_kind(stage, name), "", upstream=_run_name(up, ref))
                 continue
-            found = (up.get("outputs") or {}).get(out_name)
-            if not found:
-                raise ManifestError(f"upstream run {up.get('run_id')!r} has no output {out_name!r}", path + ".from")
-            uri, kind = found["uri"], ArtifactKind(found["kind"])
+            uri, kind, _ = upstream_output(up, ref.from_parts()[1], path + ".from")
         else:
             assert ref.uri is not None and ref.kind is not None
             uri, kind = ref.uri, ref.kind

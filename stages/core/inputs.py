@@ -22,8 +22,9 @@ def _declared(stage: StageDef, name: str) -> InputDecl:
     raise ManifestError(f"unknown input {name!r}; {stage.name} takes: {known}", f"$.spec.inputs.{name}")
 
 
-def _follow(ref: ArtifactRef, path: str) -> tuple[str, ArtifactKind, str]:
-    manifest_uri, out_name = ref.from_parts()
+def read_upstream(ref: ArtifactRef, path: str) -> dict:
+    """The upstream run's record that a ``from`` link points at (must be a forgetting-llms manifest)."""
+    manifest_uri, _ = ref.from_parts()
     try:
         text = storage.read_text(manifest_uri)
     except storage.StorageError as e:
@@ -31,11 +32,11 @@ def _follow(ref: ArtifactRef, path: str) -> tuple[str, ArtifactKind, str]:
     up = parse_json(text, f"upstream manifest {manifest_uri!r}")
     if not isinstance(up, dict) or up.get("schema") != SCHEMA_ID:
         raise ManifestError(f"{manifest_uri!r} is not a forgetting-llms manifest", path)
-    state = (up.get("status") or {}).get("state")
-    if state != RunState.succeeded.value:
-        raise ManifestError(
-            f"upstream run {up.get('run_id')!r} ({up.get('stage')}) is {state!r}, not 'succeeded'; run it first", path
-        )
+    return up
+
+
+def upstream_output(up: dict, out_name: str, path: str) -> tuple[str, ArtifactKind, str]:
+    """(uri, kind, recorded digest) of one output of a succeeded upstream record."""
     out = (up.get("outputs") or {}).get(out_name)
     if not out:
         names = ", ".join(sorted(up.get("outputs") or {})) or "none"
@@ -45,6 +46,16 @@ def _follow(ref: ArtifactRef, path: str) -> tuple[str, ArtifactKind, str]:
     except ValueError:
         raise ManifestError(f"upstream output {out_name!r} has an unknown kind {out.get('kind')!r}", path) from None
     return out["uri"], kind, out.get("digest") or ""
+
+
+def _follow(ref: ArtifactRef, path: str) -> tuple[str, ArtifactKind, str]:
+    up = read_upstream(ref, path)
+    state = (up.get("status") or {}).get("state")
+    if state != RunState.succeeded.value:
+        raise ManifestError(
+            f"upstream run {up.get('run_id')!r} ({up.get('stage')}) is {state!r}, not 'succeeded'; run it first", path
+        )
+    return upstream_output(up, ref.from_parts()[1], path)
 
 
 def present_uri(stage: StageDef, decl: InputDecl, name: str, uri: str, kind: ArtifactKind, path: str) -> str:

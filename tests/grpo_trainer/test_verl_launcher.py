@@ -69,11 +69,16 @@ def _node_list_check(tmp_path, nodelist: str, nnodes: int, **extra: str) -> subp
                           capture_output=True, text=True, timeout=60, check=False)
 
 
-def test_plain_node_list_needs_no_slurm_configuration(tmp_path):
-    """`a,b` is split in bash: scontrol, pointed at an empty configuration here, would fail if it were asked."""
+def _empty_conf(tmp_path) -> str:
+    """An empty Slurm configuration: scontrol can resolve nothing with it."""
     empty = tmp_path / "slurm.conf"
     empty.write_text("")
-    res = _node_list_check(tmp_path, "node-a,node-b", 3, SLURM_CONF=str(empty))
+    return str(empty)
+
+
+def test_plain_node_list_needs_no_slurm_configuration(tmp_path):
+    """`a,b` is split in bash: scontrol, pointed at an empty configuration here, would fail if it were asked."""
+    res = _node_list_check(tmp_path, "node-a,node-b", 3, SLURM_CONF=_empty_conf(tmp_path))
     assert res.returncode == 2, res.stderr
     assert "the allocation has 2 node(s) (node-a node-b), the manifest asks for 3" in res.stderr
 
@@ -81,9 +86,7 @@ def test_plain_node_list_needs_no_slurm_configuration(tmp_path):
 @pytest.mark.slurm
 def test_compressed_node_list_without_slurm_configuration_fails_clearly(tmp_path):
     """The real scontrol with no usable configuration expands nothing: the script says so instead of counting 0."""
-    empty = tmp_path / "slurm.conf"
-    empty.write_text("")
-    res = _node_list_check(tmp_path, "node[1-3]", 2, SLURM_CONF=str(empty))
+    res = _node_list_check(tmp_path, "node[1-3]", 2, SLURM_CONF=_empty_conf(tmp_path))
     assert res.returncode == 2, res.stderr
     assert "'scontrol show hostnames node[1-3]' gave no host" in res.stderr
 
