@@ -33,6 +33,7 @@ from stages.analyzer.frames import (
     scores_frame,
 )
 from stages.analyzer.gather import Gathered
+from stages.analyzer.kl_values import COLUMNS as KL_COLUMNS
 from stages.analyzer.stats import aggregate
 
 TARGET = "target"
@@ -70,10 +71,11 @@ def checkpoints_frame(runs: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for ck, g in done.groupby("checkpoint", sort=True):
         first = g.sort_values("run_id").iloc[0]
-        kl = g["kl_target"].dropna()
+        kl = g[g["kl_target"].notna()].sort_values("run_id")
+        kl_row = {c: kl.iloc[0][c] for c in KL_COLUMNS} if len(kl) else {"kl_target": math.nan}
         rows.append({"checkpoint": ck, **{c: first[c] for c in LABEL_COLS}, "is_base": bool(first["is_base"]),
-                     "results": ",".join(sorted(g["run_id"])), "kl_target": float(kl.iloc[0]) if len(kl) else math.nan})
-    df = pd.DataFrame(rows, columns=["checkpoint", *LABEL_COLS, "is_base", "results", "kl_target"])
+                     "results": ",".join(sorted(g["run_id"])), **kl_row})
+    df = pd.DataFrame(rows, columns=["checkpoint", *LABEL_COLS, "is_base", "results", *KL_COLUMNS])
     df["seed"] = df["seed"].astype("Int64")
     df["is_base"] = df["is_base"].astype(bool)
     return df

@@ -12,9 +12,11 @@ import math
 import pandas as pd
 
 from stages.analyzer.gather import Gathered
+from stages.analyzer.kl_values import COLUMNS as KL_COLUMNS
+from stages.analyzer.kl_values import kl_columns
 from stages.core.results import EvalResults, Forgetting, Policy, Safety
 
-LABELS = ["study", "start", "model_size", "method", "domain", "lr", "engine", "seed", "base_run_id"]
+LABELS = ["study", "start", "model_size", "method", "domain", "lr", "engine", "seed", "base_run_id", "target_kind"]
 CONDITION = ["start", "model_size", "method", "domain", "lr", "engine"]  # what seeds are aggregated over
 BASE_METHOD = "BASE"
 
@@ -46,7 +48,7 @@ def runs_frame(gathered: Gathered) -> pd.DataFrame:
         row.update(
             state="succeeded",
             model_uri=res.model_uri,
-            kl_target=_nan(res.kl_target),
+            **kl_columns(res),
             suites=",".join(res.suites),
             results_uri=r.source.results_uri,
             results_digest=r.digest,
@@ -58,7 +60,7 @@ def runs_frame(gathered: Gathered) -> pd.DataFrame:
         planned = {k: v for k, v in p.labels.items() if k in LABELS}
         rows.append({"run_id": p.run_id, **planned, "state": p.state, "manifest_uri": p.manifest_uri,
                      "kl_target": math.nan})
-    cols = ["run_id", "checkpoint", *LABELS, "state", "model_uri", "kl_target", "suites", "results_uri",
+    cols = ["run_id", "checkpoint", *LABELS, "state", "model_uri", *KL_COLUMNS, "suites", "results_uri",
             "results_digest", "manifest_uri", "created_at"]
     df = pd.DataFrame(rows, columns=cols)
     df["seed"] = df["seed"].astype("Int64")

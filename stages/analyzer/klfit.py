@@ -1,6 +1,8 @@
 """Forgetting as a function of KL(base || post) on target prompts (RL's Razor, effect E3): a least-squares
 quadratic over every trained checkpoint that has both numbers, with its R².
 
+The KL is the exact per-token one where the results have it (``stages.analyzer.kl_values``); checkpoints with only
+the Monte Carlo figure (older results) are kept, marked by ``kl_estimator``, and the fit row counts them in its note.
 Fewer than three distinct KL values cannot pin a quadratic: the fit row then says so and its numbers stay missing.
 """
 
@@ -10,6 +12,8 @@ import math
 
 import numpy as np
 import pandas as pd
+
+from stages.analyzer.kl_values import MONTE_CARLO
 
 COLUMNS = ["group", "n", "a", "b", "c", "r2", "note"]
 
@@ -34,13 +38,18 @@ def quadratic_fit(x: np.ndarray, y: np.ndarray) -> dict[str, float | int | str]:
 def kl_points(summary: pd.DataFrame, ckpts: pd.DataFrame) -> pd.DataFrame:
     """One point per trained checkpoint with both KL on target prompts and forgetting."""
     trained = ckpts[~ckpts["is_base"]]
-    pts = trained[["checkpoint", "start", "model_size", "method", "domain", "lr", "seed"]].merge(
+    pts = trained[["checkpoint", "start", "model_size", "method", "domain", "lr", "seed", "kl_estimator",
+                   "kl_target_stderr", "kl_target_mc"]].merge(
         summary[["checkpoint", "kl_target", "forgetting"]], on="checkpoint"
     )
     return pts[np.isfinite(pts["kl_target"].astype(float)) & np.isfinite(pts["forgetting"].astype(float))]
 
 
 def kl_fit(points: pd.DataFrame) -> pd.DataFrame:
-    rows = [{"group": "all checkpoints", **quadratic_fit(points["kl_target"].to_numpy(float),
-                                                          points["forgetting"].to_numpy(float))}]
-    return pd.DataFrame(rows, columns=COLUMNS)
+    row = {"group": "all checkpoints", **quadratic_fit(points["kl_target"].to_numpy(float),
+                                                        points["forgetting"].to_numpy(float))}
+    mc = int(points["kl_estimator"].eq(MONTE_CARLO).sum()) if "kl_estimator" in points else 0
+    if mc:
+        row["note"] = "; ".join(n for n in (str(row["note"]), f"{mc} of {len(points)} points use the Monte Carlo "
+                                            "KL (no exact KL in their results)") if n)
+    return pd.DataFrame([row], columns=COLUMNS)

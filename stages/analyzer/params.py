@@ -27,6 +27,13 @@ class AnalyzerParams(StrictModel):
     capability_groups: dict[str, list[str]] | None = Field(
         None, description="Capability group -> task names; unlisted tasks keep the evaluator's own capability."
     )
+    heatmap_noise_floor: float = Field(
+        1e-3, ge=0.0, le=1.0,
+        description="Smallest noise band of the forgetting heatmap: a capability change with |change| at most its "
+        "band is drawn neutral. The band is the base-vs-base flip rate of the capability's tasks where the study "
+        "measured one (evaluation.base_replicates >= 2), never below this floor; elsewhere the floor alone. The "
+        "default, a tenth of a percentage point (below one item in a thousand), absorbs float noise only.",
+    )
     retained_exclude: list[str] = Field(
         default_factory=_not_retention,
         description="Capabilities left out of 'retained change' (besides the run's own domain): the target and "

@@ -3,9 +3,10 @@ server, no network and no JavaScript.
 
 Figures are linked relatively (PNG shown, SVG one click away) and the tables are rendered inline, with links to the
 CSV and Markdown files in the ``tables`` output next to the report. The heatmaps come first, then the trade-offs,
-scale and KL plots, then the tables, then the provenance: which results and manifests went in (with digests), which
-evaluator runs are not finished, and the code version and time of the analysis. Nothing refers to a URL outside the
-output folder (the favicon is an empty data URI, so the browser asks for nothing).
+scale and KL plots, then the representations suite's (CKA, probes, weight deltas), then the tables, then the
+provenance: which results and manifests went in (with digests), which evaluator runs are not finished, and the code
+version and time of the analysis. Nothing refers to a URL outside the output folder (the favicon is an empty data
+URI, so the browser asks for nothing).
 """
 
 from __future__ import annotations
@@ -36,7 +37,9 @@ ul.notes li{color:#8a5a00}ul.warnings li{color:#a00000;font-size:.9rem}
 TABLE_ORDER = [
     "summary_by_condition", "capability_changes_by_condition", "capability_changes", "capability_scores",
     "summary", "forgetting_by_condition", "forgetting", "policy", "policy_by_condition", "safety",
-    "safety_by_condition", "pareto_target", "pareto_safety", "kl_fit", "scores", "checkpoints", "runs",
+    "safety_by_condition", "pareto_target", "pareto_safety", "kl_fit", "heatmap_noise_bands",
+    "representations_cka", "representations_probes", "representations_weights", "representations_weights_by_layer",
+    "scores", "checkpoints", "runs",
 ]
 
 
@@ -116,7 +119,8 @@ def render(ctx: ReportContext, figures: list[Figure], notes: list[str], tables: 
     by_name = {t.name: t for t in tables}
     ordered = [by_name[n] for n in TABLE_ORDER if n in by_name] + [t for t in tables if t.name not in TABLE_ORDER]
     heat = [f for f in figures if f.name.startswith("heatmap")]
-    rest = [f for f in figures if not f.name.startswith("heatmap")]
+    reps = [f for f in figures if f.name.startswith("representations")]
+    rest = [f for f in figures if not f.name.startswith(("heatmap", "representations"))]
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8"><link rel="icon" href="data:,">',
@@ -128,9 +132,15 @@ def render(ctx: ReportContext, figures: list[Figure], notes: list[str], tables: 
         '<a href="#tables">tables</a> · <a href="#provenance">provenance</a></p>',
         *(['<ul class="warnings">' + "".join(f"<li>{_e(w)}</li>" for w in warnings) + "</ul>"] if warnings else []),
         '<h2 id="heatmaps">Forgetting heatmaps</h2>',
+        *(['<p class="note">A colour means a change larger than noise: cells whose change is within the noise band '
+           '(the base-vs-base flip rate of their tasks where the study evaluated its base twice, else the floor) '
+           'are drawn neutral, their value in grey; <a href="#table-heatmap_noise_bands">bands per cell</a>.</p>']
+          if heat else []),
         *(_figure_html(f) for f in heat),
         '<h2 id="figures">Trade-offs, scale and KL</h2>',
         *(_figure_html(f) for f in rest),
+        *(['<h2 id="representations">Representations: CKA, probes, weight deltas</h2>'] if reps else []),
+        *(_figure_html(f) for f in reps),
     ]
     if notes:
         parts.append('<h3>Not drawn yet</h3><ul class="notes">' + "".join(f"<li>{_e(n)}</li>" for n in notes) + "</ul>")

@@ -2,8 +2,10 @@
 
 Per checkpoint: runs, every score with its base and delta, capability scores and changes, sample-level forgetting,
 policy and safety metrics, the per-run summary. Per condition (seeds aggregated, mean and t interval): capability
-changes, summary, forgetting, policy, safety. Plus the points of both Pareto plots with their front membership, and
-the KL fit.
+changes, summary, forgetting, policy, safety. Plus the points of both Pareto plots with their front membership,
+the KL fit, and the heatmap's noise band per cell. The runs and checkpoints tables carry both KL figures: the one
+used (``kl_target``, exact unless ``kl_estimator`` says monte-carlo) and the Monte Carlo check (``kl_target_mc``),
+each with its standard error.
 """
 
 from __future__ import annotations
@@ -16,9 +18,10 @@ import pandas as pd
 from stages.analyzer.analysis import Analysis, with_labels
 from stages.analyzer.formatting import to_markdown
 from stages.analyzer.frames import CONDITION
+from stages.analyzer.kl_values import COLUMNS as KL_COLUMNS
 from stages.analyzer.order import ordered_capabilities, sort_frame
 
-RUN_LABELS = CONDITION + ["seed"]
+RUN_LABELS = CONDITION + ["seed", "target_kind"]  # target_kind: what a GT method trained on
 
 
 @dataclass
@@ -42,9 +45,9 @@ def _by_checkpoint(df: pd.DataFrame, ckpts: pd.DataFrame) -> pd.DataFrame:
 
 
 def build_tables(a: Analysis, pareto_target: pd.DataFrame, pareto_safety: pd.DataFrame,
-                 kl_fit: pd.DataFrame) -> list[Table]:
+                 kl_fit: pd.DataFrame, noise_bands: pd.DataFrame | None = None) -> list[Table]:
     runs, ck = a.runs, a.checkpoints
-    run_cols = ["run_id", "checkpoint", *RUN_LABELS, "state", "matched_base", "protocol_differs", "kl_target",
+    run_cols = ["run_id", "checkpoint", *RUN_LABELS, "state", "matched_base", "protocol_differs", *KL_COLUMNS,
                 "model_uri", "results_uri", "manifest_uri"]
     score_cols = ["checkpoint", "run_id", "task", "metric", "capability", "primary", "value", "stderr", "n",
                   "base_run", "base_value", "delta", "change", "same_items"]
@@ -72,7 +75,12 @@ def build_tables(a: Analysis, pareto_target: pd.DataFrame, pareto_safety: pd.Dat
         Table("pareto_target", "Target gain vs retained change: points and Pareto front", sort_frame(pareto_target)),
         Table("pareto_safety", "Safety vs target score (SAFE start): points and Pareto front",
               sort_frame(pareto_safety)),
-        Table("kl_fit", "Forgetting vs KL(base || post) on target prompts: quadratic fit", kl_fit),
+        Table("kl_fit", "Forgetting vs KL(base || post) on target prompts (exact per-token KL; Monte Carlo where "
+              "older results lack it): quadratic fit", kl_fit),
+        *([] if noise_bands is None else [Table(
+            "heatmap_noise_bands", "Heatmap noise band per condition and capability: |change| at most the band is "
+            "drawn neutral (band = base-vs-base flip rate where measured, never below the floor)",
+            sort_frame(noise_bands))]),
     ]
 
 

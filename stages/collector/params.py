@@ -8,6 +8,7 @@ from pydantic import Field, model_validator
 
 from stages.core.common_params import EnvId, Sampling
 from stages.core.model_base import StrictModel
+from stages.envs.sandbox.gate import UNISOLATED_CODE_HELP
 
 
 class OpenAIEndpoint(StrictModel):
@@ -55,6 +56,7 @@ class CollectorParams(StrictModel):
     )
     teacher_id: str | None = Field(None, description="Label of the model in records (e.g. Qwen/Qwen3-32B).")
     openai: OpenAIEndpoint | None = Field(None, description="Endpoint settings for runtime.engine = openai.")
+    allow_unisolated_code: bool = Field(False, description=UNISOLATED_CODE_HELP)
 
     @model_validator(mode="after")
     def _range(self) -> CollectorParams:

@@ -11,6 +11,8 @@ import urllib.request
 from pathlib import Path
 
 from stages.core import InputError
+from stages.envs.sandbox.gate import WHERE as ISOLATION_WHERE
+from stages.envs.sandbox.gate import grades_code, refusal
 
 
 def _check_model(path: Path) -> None:
@@ -65,6 +67,8 @@ def preflight(spec, inputs) -> None:
         ds = open_env(p.env_id, inputs["dataset"].path, p.split, template=p.template, thinking=spec.runtime.thinking)
     except (EnvError, ValueError) as e:
         raise InputError(str(e), "$.spec.inputs.dataset") from None
+    if p.mode != "prompts" and grades_code([p.env_id]) and (why := refusal(p.allow_unisolated_code)):
+        raise InputError(why, ISOLATION_WHERE)
     if p.start >= len(ds):
         raise InputError(f"start {p.start} is past the end of the split ({len(ds)} items)", "$.spec.params.start")
     if p.mode != "generate":

@@ -10,6 +10,7 @@ from stages.collector.outputs import sort_records, write_outputs
 from stages.collector.records import CollectState, TrajectoryLog, read_records
 from stages.collector.stats import compute_stats
 from stages.core import InputError, RunContext, StageResult
+from stages.envs.sandbox.gate import summary as isolation_summary
 
 
 def _backend(ctx: RunContext):
@@ -71,7 +72,7 @@ def _merge(ctx: RunContext) -> StageResult:
 
 def _summary(stats: dict) -> dict:
     keys = ("records", "items", "accuracy", "sft_rows", "prompts", "samples_per_s")
-    return {k: stats[k] for k in keys if stats.get(k) is not None}
+    return {**{k: stats[k] for k in keys if stats.get(k) is not None}, **isolation_summary()}
 
 
 def run(ctx: RunContext) -> StageResult:

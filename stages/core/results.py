@@ -50,6 +50,9 @@ class Labels(StrictModel):
     lr: float | None = Field(None, description="Peak learning rate of the training run.")
     engine: str | None = Field(None, description="Training engine (native, verl ...).")
     base_run_id: str | None = Field(None, description="run_id of the base model's evaluation this is compared to.")
+    target_kind: str | None = Field(
+        None, description="What a ground-truth method (GT-SFT, SELF, PI) trained on: worked-solution, answer-only or "
+        "missing (the staged dataset's kind; stages.envs.solutions).")
 
 
 class Score(StrictModel):
@@ -160,7 +163,10 @@ class EvalResults(StrictModel):
     forgetting: list[Forgetting] = Field(default_factory=list)
     policy: Policy | None = None
     safety: Safety | None = None
-    kl_target: float | None = Field(None, description="E_x[KL(base || post)] on target prompts (RL's Razor).")
+    kl_target: float | None = Field(
+        None, description="E_x[KL(base || post)] on target prompts (RL's Razor), Monte Carlo: the mean over base "
+        "samples of their summed log-ratios log p_base - log p_post (unbiased, but a sample can be negative).",
+    )
     item_subset_hash: dict[str, str] = Field(default_factory=dict, description="task -> hash of evaluated item ids")
     samples_dir: str | None = None
     created_at: str | None = None
@@ -179,7 +185,13 @@ class EvalResults(StrictModel):
     lm_eval_dir: str | None = Field(None, description="lm-eval's own result files, relative to results.json.")
     target_env_id: str | None = None
     kl_target_n: int | None = Field(None, ge=0, description="Base samples behind kl_target.")
-    kl_target_stderr: float | None = None
+    kl_target_stderr: float | None = Field(None, description="Standard error of kl_target over its samples.")
+    kl_target_exact: float | None = Field(
+        None, description="E_x[KL(base || post)] on the same base samples, exact per token: at every position the "
+        "KL summed over the vocabulary, summed over the sample, mean over samples; never negative. Absent in results "
+        "written before it (the analyzer then falls back to kl_target, and says so).",
+    )
+    kl_target_exact_stderr: float | None = Field(None, description="Standard error of kl_target_exact over samples.")
     calibration: list[CalibrationRow] = Field(default_factory=list)
     lengths: list[LengthRow] = Field(default_factory=list)
     refusal_classifier: str | None = Field(None, description="XSTest refusal classifier (string-match or a judge).")

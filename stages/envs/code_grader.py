@@ -144,7 +144,7 @@ class CodeGrader:
 
     def _verdict(self, job: _Job) -> Verdict:
         common = {"tests_total": job.total_tests, "tests_selected": len(job.tests), "tests_passed": job.passed,
-                  "retried_with_base_imports": job.retried, "isolation": self.sandbox.report.get("mode")}
+                  "retried_with_base_imports": job.retried, "isolation": self.sandbox.report.get("isolation")}
         if job.failure is None:
             return Verdict.passed(**common)
         v = job.failure[1]

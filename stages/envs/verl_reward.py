@@ -1,7 +1,9 @@
 """verl's custom reward function: `reward.custom_reward_function.path=<this file>`, name `compute_score`.
 
 verl loads this file by path inside its reward workers (Ray actors) and calls `compute_score` with
-keywords from worker threads, so grading must not rely on SIGALRM (ours does not). `data_source` is the
+keywords from worker threads, so grading must not rely on SIGALRM (ours does not). Code runs in the project's
+sandbox in each worker, which refuses to run a program where the node cannot contain it unless the stage passed
+its manifest's opt-in on (``FLLM_ALLOW_UNISOLATED_CODE=1``, inherited by the Ray workers). `data_source` is the
 env id written in the RL parquet (or a bare domain), `ground_truth` is `reward_model.ground_truth`
 (the JSON of `EnvItem.ground_truth`, or a raw answer). The returned dict has the same numeric keys for
 every domain, so verl can log them side by side as `reward_extra_info`:

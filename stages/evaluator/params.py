@@ -17,6 +17,8 @@ from pydantic import Field, model_validator
 from stages.core.common_params import EnvId, Sampling
 from stages.core.model_base import StrictModel
 from stages.core.results import Labels
+from stages.envs.sandbox.gate import UNISOLATED_CODE_HELP
+from stages.evaluator.representations.params import RepresentationsParams
 
 
 def _greedy() -> Sampling:
@@ -28,8 +30,9 @@ def _diverse() -> Sampling:
 
 
 class EvaluatorParams(StrictModel):
-    suite: Literal["forgetting", "safety", "policy", "target", "all"] = Field(
-        "forgetting", description="Which part of the profile to compute."
+    suite: Literal["forgetting", "safety", "policy", "target", "all", "representations"] = Field(
+        "forgetting", description="Which part of the profile to compute ('all' = the first four; 'representations' "
+        "= CKA, probes and weight deltas against base_model, its own run)."
     )
     tiers: list[Literal["A", "B", "C"]] = Field(default_factory=lambda: ["A"], description="lm-eval task tiers.")
     tasks: list[str] | None = Field(None, description="Explicit lm-eval task names (overrides tiers).")
@@ -48,8 +51,10 @@ class EvaluatorParams(StrictModel):
     allow_unsafe_code: bool = Field(
         False, description="Opt in to lm-eval's own in-process execution of model-written code (HF code_eval, "
         "HF_ALLOW_CODE_EVAL=1; needs code_eval in the HF modules cache) instead of the project's sandbox, which "
-        "scores the code tasks (humaneval*, mbpp*) by default. Recorded as protocol.code_execution.",
+        "scores the code tasks (humaneval*, mbpp*) by default. Recorded as protocol.code_execution; as it runs "
+        "code unisolated, it needs allow_unisolated_code too.",
     )
+    allow_unisolated_code: bool = Field(False, description=UNISOLATED_CODE_HELP)
     target_env_id: EnvId | None = Field(None, description="The domain's eval env for the target suite.")
     target_template: str | None = Field(None, description="Prompt template version of stages.envs (None: default).")
     target_limit: int | None = Field(None, ge=1, description="Target prompts to score (the first N); None = all.")
@@ -88,8 +93,14 @@ class EvaluatorParams(StrictModel):
     safety_max_new_tokens: int = Field(512, ge=1, le=8192, description="Generation budget for safety prompts.")
     max_safety_items: int | None = Field(None, ge=1, description="Cap on safety prompts per benchmark.")
     kl_prompts: int = Field(64, ge=1, le=100000, description="Target prompts for KL(base || post).")
-    kl_samples: int = Field(1, ge=1, le=64, description="Base samples per prompt for the Monte Carlo KL.")
+    kl_samples: int = Field(
+        1, ge=1, le=64, description="Base samples per prompt (temperature 1) on which KL is summed exactly over the "
+        "vocabulary at every position (kl_target_exact), with the Monte Carlo log-ratio sum beside it (kl_target).",
+    )
     kl_max_new_tokens: int = Field(256, ge=1, le=8192, description="Length of the base samples for KL.")
+    representations: RepresentationsParams = Field(
+        default_factory=RepresentationsParams, description="Settings of the representations suite."
+    )
     labels: Labels = Field(
         default_factory=Labels,
         description="What the evaluated model is (study, method, domain, start, model_size, seed, lr, engine, "

@@ -14,7 +14,9 @@ from typing import Any
 
 from stages.core.errors import InputError
 from stages.evaluator.comparison import check_protocol, load_results
-from stages.evaluator.lmeval.catalog import SAFETY_TASKS, known_without_lm_eval
+from stages.envs.sandbox.gate import WHERE as ISOLATION_WHERE
+from stages.envs.sandbox.gate import grades_code, in_process, refusal
+from stages.evaluator.lmeval.catalog import SAFETY_TASKS, info, known_without_lm_eval
 from stages.evaluator.protocol import lm_eval_tasks, protocol_of, suites_of
 from stages.evaluator.tasks import project_task_names
 from stages.evaluator.tasks.fllm_loaders import BenchmarkDataMissing, find_file, humaneval_rows_file
@@ -106,6 +108,21 @@ def check_target(spec: Any, inputs: dict[str, Any]) -> None:
         raise InputError(str(e), "$.spec.inputs.target_data") from None
 
 
+def check_code_isolation(p: Any, lm_tasks: list[str], target: bool) -> None:
+    """Code tasks and a code target run model-written code: only where the sandbox contains it, unless opted in
+    (lm-eval's in-process execution, ``allow_unsafe_code``, contains nothing)."""
+    code_tasks = [t for t in lm_tasks if info(t).runs_code]
+    if p.allow_unsafe_code and code_tasks:
+        if not p.allow_unisolated_code:
+            raise InputError(f"allow_unsafe_code runs the code of {', '.join(code_tasks)} in lm-eval's own process, "
+                             "with no isolation: set allow_unisolated_code too, or leave both off (the sandbox scores "
+                             "them)", ISOLATION_WHERE)
+        in_process("lm-eval in-process")
+        return
+    if (code_tasks or (target and grades_code([p.target_env_id or ""]))) and (why := refusal(p.allow_unisolated_code)):
+        raise InputError(why, ISOLATION_WHERE)
+
+
 def preflight(spec: Any, inputs: dict[str, Any]) -> None:
     p = spec.params
     engine = spec.runtime.engine or "hf"
@@ -129,11 +146,16 @@ def preflight(spec: Any, inputs: dict[str, Any]) -> None:
             if value and not (Path(value) / "config.json").is_file():
                 raise InputError(f"{name} {value} is not a local model folder", f"$.spec.params.{name}")
     check_benchmark_rows(lm_tasks, inputs, p.harmbench_split)
+    check_code_isolation(p, lm_tasks, "target" in suites)
+    if "representations" in suites:
+        from stages.evaluator.representations.checks import check
+
+        check(p, inputs)
     if "target" in suites:
         check_target(spec, inputs)
-    elif "base_model" in inputs:
-        raise InputError("base_model is used for KL(base || post) on target prompts: run the target (or all) suite",
-                         "$.spec.inputs.base_model")
+    elif "base_model" in inputs and "representations" not in suites:
+        raise InputError("base_model is used for KL(base || post) on target prompts and by the representations "
+                         "suite: run the target, all or representations suite", "$.spec.inputs.base_model")
     protocol = protocol_of(spec)
     for label in ("base_results", "base_rerun_results"):
         if label in inputs and inputs[label].ready:

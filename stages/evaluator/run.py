@@ -13,12 +13,13 @@ import time
 
 from stages.core import RunContext, StageResult
 from stages.core.results import EvalResults
+from stages.envs.sandbox.gate import summary as isolation_summary
 from stages.evaluator.session import Session
 from stages.evaluator.summary import summary_markdown, summary_numbers
 
 
 def run(ctx: RunContext) -> StageResult:
-    from stages.evaluator.suites import kl, lm_tasks, policy, safety, target
+    from stages.evaluator.suites import kl, lm_tasks, policy, representations, safety, target
 
     session = Session(ctx)
     suites = session.results.suites
@@ -32,6 +33,8 @@ def run(ctx: RunContext) -> StageResult:
         if "target" in suites:
             target.run(session)
             kl.run(session)
+        if "representations" in suites:
+            representations.run(session)
     finally:
         session.close()
     results = session.results
@@ -40,5 +43,10 @@ def run(ctx: RunContext) -> StageResult:
     EvalResults.model_validate(json.loads(text))  # what the analyzer will read must validate
     (session.out / "results.json").write_text(text + "\n")
     (session.out / "samples").mkdir(exist_ok=True)
-    (session.out / "summary.md").write_text(summary_markdown(results))
-    return StageResult(outputs={"results": "results.json", "samples": "samples"}, summary=summary_numbers(results))
+    isolation = isolation_summary()
+    code = f"model-written code ran under isolation {isolation['isolation']}" if isolation else ""
+    if isolation.get("unisolated_code_allowed"):
+        code += " (NOT CONTAINED: allow_unisolated_code)"
+    (session.out / "summary.md").write_text(summary_markdown(results) + (f"\n{code}\n" if code else ""))
+    return StageResult(outputs={"results": "results.json", "samples": "samples"},
+                       summary={**summary_numbers(results), **isolation})

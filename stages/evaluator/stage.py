@@ -11,7 +11,8 @@ STAGE = StageDef(
     engines=("hf", "vllm"),
     inputs={
         "model": InputDecl((K.hf_model,), "The checkpoint to evaluate."),
-        "base_model": InputDecl((K.hf_model,), "The starting checkpoint, for KL(base || post).", required=False),
+        "base_model": InputDecl((K.hf_model,), "The starting checkpoint, for KL(base || post) and the "
+                                "representations suite.", required=False),
         "base_results": InputDecl((K.eval_results,), "The base model's results, for sample-level forgetting.", False),
         "base_rerun_results": InputDecl(
             (K.eval_results,), "A second evaluation of the base (another seed): the noise flip rate.", False

@@ -9,6 +9,12 @@ def _round(v: float | None) -> float | None:
     return None if v is None else round(float(v), 6)
 
 
+def _pm(value: float | None, stderr: float | None) -> str:
+    if value is None:
+        return "—"
+    return f"{value:.4g}" + ("" if stderr is None else f" ± {stderr:.2g} (s.e.)")
+
+
 def summary_numbers(r: EvalResults) -> dict[str, float | int | str | bool | None]:
     out: dict[str, float | int | str | bool | None] = {"suites": ",".join(r.suites), "scores": len(r.scores)}
     overall = next((f for f in r.forgetting if f.task == "overall"), None)
@@ -25,6 +31,8 @@ def summary_numbers(r: EvalResults) -> dict[str, float | int | str | bool | None
     for s in r.scores:
         if s.tier == "target" and s.metric == "pass@1":
             out["target_pass@1"] = _round(s.value)
+    if r.kl_target_exact is not None:
+        out["kl_target_exact"] = _round(r.kl_target_exact)
     if r.kl_target is not None:
         out["kl_target"] = _round(r.kl_target)
     return out
@@ -49,6 +57,11 @@ def summary_markdown(r: EvalResults) -> str:
             vals = {k: v for k, v in block.model_dump().items() if v not in (None, {}, [])}
             lines += [f"**{name}**: " + ", ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"
                                                   for k, v in vals.items()), ""]
-    if r.kl_target is not None:
-        lines += [f"**KL(base || post)** on target prompts: {r.kl_target:.4f} (n={r.kl_target_n})", ""]
+    if r.kl_target_exact is not None:
+        exact, mc = _pm(r.kl_target_exact, r.kl_target_exact_stderr), _pm(r.kl_target, r.kl_target_stderr)
+        lines += [f"**KL(base || post)** on target prompts, exact per token: {exact}; Monte Carlo check: {mc} "
+                  f"(n={r.kl_target_n} base samples)", ""]
+    elif r.kl_target is not None:
+        lines += [f"**KL(base || post)** on target prompts (Monte Carlo): {_pm(r.kl_target, r.kl_target_stderr)} "
+                  f"(n={r.kl_target_n})", ""]
     return "\n".join(lines) + "\n"

@@ -19,6 +19,7 @@ import time
 from typing import Any
 
 from stages.core import NotImplementedYet, RunContext, StageResult
+from stages.envs.sandbox.gate import summary as isolation_summary
 from stages.grpo_trainer import metrics as M
 from stages.grpo_trainer import native_rollout as R
 from stages.grpo_trainer.native_state import RolloutState
@@ -156,7 +157,7 @@ def run_native(ctx: RunContext) -> StageResult:
     return StageResult(
         outputs={"model": "model", "metrics": "metrics.jsonl", "checkpoints": "checkpoints",
                  "rollouts": "rollouts.jsonl"},
-        summary=summary,
+        summary={**summary, **isolation_summary()},
     )
 
 

@@ -14,6 +14,8 @@ from pydantic import Field, field_validator, model_validator
 
 from stages.core.common_params import Lora, Optim, Precision, Sampling
 from stages.core.model_base import StrictModel
+from stages.envs.sandbox.gate import UNISOLATED_CODE_HELP
+from stages.lm.verl.options import VerlOptions
 
 
 class GRPOOptim(Optim):
@@ -39,27 +41,6 @@ class RewardFunction(StrictModel):
         "(`stages/envs/verl_reward.py` of the installed package). Must exist at the same path on every node.",
     )
     name: str = Field("compute_score", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="Function name in that file.")
-
-
-class VerlOptions(StrictModel):
-    """Settings only the verl engine has (vLLM rollouts, FSDP offload, Ray)."""
-
-    rollout_gpu_memory_utilization: float = Field(0.5, gt=0.05, le=0.95, description="vLLM's share of GPU memory.")
-    rollout_tensor_parallel: int = Field(1, ge=1, le=16, description="vLLM tensor parallel size per rollout replica.")
-    log_prob_micro_batch_size_per_gpu: int = Field(
-        8, ge=1, le=4096, description="Sequences per forward when recomputing old/reference log-probs."
-    )
-    param_offload: bool = Field(False, description="Offload FSDP parameters to CPU (actor and reference).")
-    optimizer_offload: bool = Field(False, description="Offload the optimizer state to CPU.")
-    attn_implementation: Literal["auto", "flash_attention_2", "sdpa"] = Field(
-        "auto", description="Training attention kernel; auto = flash_attention_2 when flash-attn is installed."
-    )
-    ray_port: int = Field(6379, ge=1024, le=65535, description="Ray head port for multi-node runs.")
-    extra_overrides: list[str] = Field(
-        default_factory=list,
-        description="Raw verl Hydra overrides appended last (`key=value`); composed against verl's config before "
-        "the run, so an unknown key is an error. Recorded in the manifest.",
-    )
 
 
 class NativeOptions(StrictModel):
@@ -108,6 +89,7 @@ class GRPOParams(StrictModel):
     lora: Lora = Field(default_factory=Lora)
     precision: Precision = Field(default_factory=Precision)
     reward_function: RewardFunction = Field(default_factory=RewardFunction)
+    allow_unisolated_code: bool = Field(False, description=UNISOLATED_CODE_HELP)
     save_every_steps: int = Field(20, ge=1, le=1_000_000, description="Checkpoint cadence (verl writes none by default).")
     keep_checkpoints: int = Field(2, ge=1, le=100, description="How many recent checkpoints to keep.")
     log_rollouts_every_steps: int = Field(10, ge=1, description="Write sampled rollouts every this many steps.")

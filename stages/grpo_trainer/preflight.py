@@ -12,6 +12,8 @@ from typing import Any
 
 from stages.core.errors import InputError, ManifestError, NotImplementedYet
 from stages.core.stage import ResolvedInput
+from stages.envs.sandbox.gate import WHERE as ISOLATION_WHERE
+from stages.envs.sandbox.gate import grades_code, refusal
 from stages.grpo_trainer.prompts import read_prompts
 from stages.grpo_trainer.reward_fn import check_reward_file, project_reward_path
 from stages.grpo_trainer.rules import native_problems, steps_problems, verl_problems
@@ -36,8 +38,10 @@ def preflight(spec: Any, inputs: dict[str, ResolvedInput]) -> None:
     # At plan time (`grpo-trainer check`) the collector has not written the prompts yet: the step arithmetic waits for
     # them, and the composition check assumes one full step's worth of prompts.
     ready = inputs["prompts"].ready
-    num_prompts = len(read_prompts(inputs["prompts"].path, "$.spec.inputs.prompts")) if ready else \
-        params.prompts_per_step
+    rows = read_prompts(inputs["prompts"].path, "$.spec.inputs.prompts") if ready else []
+    num_prompts = len(rows) if ready else params.prompts_per_step
+    if grades_code(r.data_source for r in rows) and (why := refusal(params.allow_unisolated_code)):
+        raise InputError(why, ISOLATION_WHERE)
     if "val_prompts" in inputs:
         if inputs["val_prompts"].ready:
             read_prompts(inputs["val_prompts"].path, "$.spec.inputs.val_prompts")
@@ -58,8 +62,8 @@ def preflight(spec: Any, inputs: dict[str, ResolvedInput]) -> None:
 
 def _compose_check(spec: Any, inputs: dict[str, ResolvedInput], num_prompts: int) -> None:
     """Compose the exact overrides against verl's config and run its validate_config (where verl is installed)."""
-    from stages.grpo_trainer.verl_compose import compose_and_validate, verl_installed
     from stages.grpo_trainer.verl_overrides import VerlJob, build_overrides, total_steps
+    from stages.lm.verl.config import compose_and_validate_ppo, verl_installed
 
     if not verl_installed():
         return
@@ -84,4 +88,4 @@ def _compose_check(spec: Any, inputs: dict[str, ResolvedInput], num_prompts: int
         total_steps=steps,
         total_epochs=epochs,
     )
-    compose_and_validate(build_overrides(params, job))
+    compose_and_validate_ppo(build_overrides(params, job))

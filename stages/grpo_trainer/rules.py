@@ -10,12 +10,8 @@ against verl's own ``validate_config`` by the composition tests.
 
 from __future__ import annotations
 
-import re
-
 from stages.grpo_trainer.params import GRPOParams
-
-VLLM_MAX_LORA_RANK = 512  # verl.workers.rollout.vllm_rollout.utils.get_vllm_max_lora_rank
-OVERRIDE_PATTERN = re.compile(r"^[+~]{0,2}[A-Za-z_][A-Za-z0-9_.]*=.*$", re.DOTALL)
+from stages.lm.verl.rules import setting_problems
 
 
 def verl_problems(params: GRPOParams, nnodes: int, gpus_per_node: int) -> list[str]:
@@ -38,24 +34,7 @@ def verl_problems(params: GRPOParams, nnodes: int, gpus_per_node: int) -> list[s
             f"mini_batch_size x group_size = {p.mini_batch_size} x {p.group_size} = {mini} responses per update "
             f"must be divisible by the {n_gpus} data-parallel ranks (verl splits each PPO mini-batch evenly)"
         )
-    tp = p.verl.rollout_tensor_parallel
-    if tp > gpus_per_node or gpus_per_node % tp:
-        problems.append(
-            f"verl.rollout_tensor_parallel {tp} must divide gpus_per_node {gpus_per_node} (a vLLM replica lives on "
-            "one node, and the replicas must tile every GPU)"
-        )
-    if p.optim.schedule not in ("constant", "cosine"):
-        problems.append(f"optim.schedule {p.optim.schedule!r}: verl's FSDP optimizer supports constant or cosine")
-    if not p.precision.bf16:
-        problems.append("precision.bf16=false: verl trains with bf16 mixed precision only (use engine native for fp32)")
-    if p.lora.rank > VLLM_MAX_LORA_RANK:
-        problems.append(f"lora.rank {p.lora.rank}: vLLM serves LoRA ranks up to {VLLM_MAX_LORA_RANK}")
-    if p.lora.rank > 0 and p.lora.dropout > 0:
-        problems.append("lora.dropout > 0: verl's FSDP LoRA has no dropout setting; use 0")
-    for item in p.verl.extra_overrides:
-        if not OVERRIDE_PATTERN.match(item):
-            problems.append(f"verl.extra_overrides item {item!r} is not a Hydra override `key=value`")
-    return problems
+    return problems + setting_problems(p, gpus_per_node)
 
 
 def steps_problems(num_prompts: int, params: GRPOParams) -> list[str]:

@@ -60,7 +60,10 @@ class PiDistillObjective:
 
 @dataclass
 class OPSDObjective:
-    """GRPO's clipped surrogate on the student's own samples, advantages shaped by the reverse KL to the teacher."""
+    """GRPO's clipped surrogate on the student's own samples, advantages shaped by the reverse KL to the teacher.
+
+    The authors' extra term ``beta * mean(sg(log pi_T) - log pi_S)``, whose gradient does not depend on the
+    teacher, is deliberately not added (the package docstring says why; the verl engine leaves it out too)."""
 
     clip: float = 0.2
     base: GRPOLoss = field(init=False)

@@ -8,7 +8,8 @@ Names shared with the other trainers (``optim``, ``lora``, ``precision``, ``samp
 ``prompts_per_step``, ``mini_batch_size``, ``ppo_epochs``, ``epochs``, ``max_steps``, ``clip_ratio``,
 ``max_prompt_length``, ``micro_batch_tokens``, ``drop_zero_variance_groups``, ``save_every_steps``,
 ``keep_checkpoints``, ``log_rollouts_every_steps``, ``generation_backend``, ``generation_batch_size``) mean the same
-thing there.
+thing there. ``micro_batch_tokens``, ``generation_backend`` and ``generation_batch_size`` are the native engine's;
+the ``verl`` block is the verl engine's (vLLM rollouts, FSDP, Ray; see ``verl_overrides``).
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from pydantic import Field, model_validator
 
 from stages.core.common_params import Lora, Optim, Precision, Sampling
 from stages.core.model_base import StrictModel
+from stages.envs.sandbox.gate import UNISOLATED_CODE_HELP
+from stages.lm.verl.options import VerlOptions
 
 
 def _optim() -> Optim:
@@ -27,6 +30,16 @@ def _optim() -> Optim:
 
 def _sampling() -> Sampling:
     return Sampling(temperature=0.7, top_p=1.0, max_new_tokens=2048)
+
+
+class PiDistillVerl(VerlOptions):
+    """The verl engine's settings (``stages.lm.verl.options``) and the actor update's micro-batch."""
+
+    micro_batch_size_per_gpu: int = Field(
+        4, ge=1, le=4096,
+        description="Rows per forward/backward per GPU in the actor update (a teacher row and its student twin "
+        "are two rows).",
+    )
 
 
 class PiDistillParams(StrictModel):
@@ -58,6 +71,7 @@ class PiDistillParams(StrictModel):
     max_steps: int | None = Field(None, ge=1, description="Run exactly this many rollout steps (overrides epochs).")
     clip_ratio: float = Field(0.2, gt=0.0, le=1.0, description="PPO clip epsilon of the sampled view's term.")
     student_clip_ratio: float = Field(0.2, gt=0.0, le=1.0, description="Clip of the student's importance ratio.")
+    allow_unisolated_code: bool = Field(False, description=UNISOLATED_CODE_HELP)
     max_prompt_length: int = Field(
         2048, ge=16, le=131072,
         description="Longest teacher prompt (prompt + privileged information) in tokens; longer rows are left "
@@ -80,7 +94,8 @@ class PiDistillParams(StrictModel):
     )
     student_eval_prompts: int = Field(
         8, ge=1, le=65536,
-        description="Held-out prompts the student answers (one sample each) after every step, in rotation.",
+        description="Held-out prompts the student answers (one sample each) after every step: native, the next "
+        "slice of the held-out set in rotation; verl, the same first prompts of the held-out set every step.",
     )
     drop_zero_variance_groups: bool = Field(
         True, description="Leave groups whose rewards are all equal out of the update (and count them)."
@@ -100,6 +115,7 @@ class PiDistillParams(StrictModel):
     save_every_steps: int = Field(20, ge=1, le=1_000_000, description="Checkpoint cadence in rollout steps.")
     keep_checkpoints: int = Field(2, ge=1, le=100, description="How many recent checkpoints to keep.")
     log_rollouts_every_steps: int = Field(10, ge=1, description="Write sampled rollouts every this many steps.")
+    verl: PiDistillVerl = Field(default_factory=PiDistillVerl)
 
     @model_validator(mode="after")
     def _shapes(self) -> PiDistillParams:

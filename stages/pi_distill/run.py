@@ -1,4 +1,5 @@
-"""The pi-distill run: π-Distill (or OPSD) on the shared native engine, one process (CPU or one GPU).
+"""The pi-distill run: π-Distill (or OPSD) on the shared native engine, one process (CPU or one GPU); with
+``engine: verl`` the run is ``verl_run`` instead (verl's PPO trainer with our actor update, on 1+ GPUs and nodes).
 
 Per rollout step: the step's prompts (a seeded order over the training prompts) are answered ``group_size`` times
 by the sampling view with the current weights (seeded from (seed, step)), graded, scored under both views, turned
@@ -16,6 +17,7 @@ import time
 from typing import Any
 
 from stages.core import InputError, RunContext, StageResult
+from stages.envs.sandbox.gate import summary as isolation_summary
 from stages.pi_distill import heldout, stop_points
 from stages.pi_distill import step as S
 from stages.pi_distill.metrics import StepLog, summarize
@@ -26,7 +28,7 @@ from stages.pi_distill.state import RolloutState, heldout_split, total_steps, wr
 
 
 def _checks(ctx: RunContext) -> None:
-    check_unbuilt(ctx.params, ctx.spec.resources)
+    check_unbuilt(ctx.params, ctx.spec.resources, ctx.engine)
 
 
 def _save(ctx: RunContext, trainer: Any, state: RolloutState, steps: int) -> str:
@@ -36,6 +38,14 @@ def _save(ctx: RunContext, trainer: Any, state: RolloutState, steps: int) -> str
 
 
 def run(ctx: RunContext) -> StageResult:
+    if ctx.engine == "verl":
+        from stages.pi_distill.verl_run import run_verl
+
+        return run_verl(ctx)
+    return run_native(ctx)
+
+
+def run_native(ctx: RunContext) -> StageResult:
     from stages.pi_distill.engine import make_trainer
     from stages.pi_distill.objective import make_objective
 
@@ -106,4 +116,4 @@ def run(ctx: RunContext) -> StageResult:
                "dropped_groups_total": state.dropped_groups, "prompts_kept": len(encoded),
                "heldout_prompts": len(held)}
     return StageResult(outputs={"model": "model", "metrics": "metrics.jsonl", "checkpoints": "checkpoints",
-                                "rollouts": "rollouts.jsonl"}, summary=summary)
+                                "rollouts": "rollouts.jsonl"}, summary={**summary, **isolation_summary()})

@@ -1,7 +1,9 @@
 """π-Distill's declaration. Imports nothing heavy.
 
-One engine, ``native`` (the shared ``stages.lm`` engine: CPU or one GPU); ``variant`` switches between π-Distill
-and the same paper's OPSD. The preflight hook checks the prompt set (schema, privileged information, size) before
+Engines: ``native`` (the shared ``stages.lm`` engine: CPU or one GPU; the reference the verl path must match) and
+``verl`` (verl's PPO trainer with our ``_update_actor``: vLLM rollouts, FSDP, Ray on one or several nodes, the
+launcher and reward file of grpo-trainer). ``variant`` switches between π-Distill and the same paper's OPSD on both.
+The preflight hook checks the prompt set (schema, privileged information, size) and the engine's limits before
 anything is written.
 """
 
@@ -13,7 +15,7 @@ STAGE = StageDef(
     name="pi-distill",
     description="PI: π-Distill, a teacher with privileged information and a student in one set of weights.",
     params=PiDistillParams,
-    engines=("native",),
+    engines=("native", "verl"),
     inputs={
         "model": InputDecl((K.hf_model,), "The starting checkpoint."),
         "prompts": InputDecl(

@@ -13,7 +13,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from stages.core.common_params import Lora, Optim, Precision
+from stages.core.common_params import Lora, NativeEngineOptions, Optim, Precision
 from stages.core.model_base import StrictModel
 
 
@@ -36,15 +36,8 @@ class VerlOptions(StrictModel):
     )
 
 
-class NativeOptions(StrictModel):
+class NativeOptions(NativeEngineOptions):
     """Settings only the native engine has."""
-
-    grad_sync: Literal["auto", "every_micro_batch", "last_micro_batch"] = Field(
-        "auto",
-        description="Several GPUs: reduce-scatter gradients after every micro-batch (memory-safe, 8-14B) or once per "
-        "step with parameters kept gathered (about 14% faster for 1.7B on 2 H100s, about 6 bytes/parameter more per "
-        "GPU). auto = once per step on one GPU, every micro-batch under torchrun.",
-    )
 
 
 class SFTParams(StrictModel):

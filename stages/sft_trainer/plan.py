@@ -11,20 +11,8 @@ so that no intermediate checkpoint ever lands on one.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
-
-@dataclass(frozen=True)
-class World:
-    """Where the run executes: ``nodes`` x ``ranks_per_node`` processes (GPUs, or gloo ranks on a CPU)."""
-
-    nodes: int
-    ranks_per_node: int
-    cpu: bool = False
-
-    @property
-    def size(self) -> int:
-        return self.nodes * self.ranks_per_node
+from stages.lm.launch.torchrun import World  # noqa: F401  (where the run executes; moved with the torchrun launcher)
 
 
 def steps_per_epoch(rows: int, global_batch: int, world_size: int) -> int:

@@ -14,11 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from stages.core import RunContext
+from stages.lm.verl.checkpoints import checkpoint_world_size, latest_checkpoint, step_dir, tracked_step
+from stages.lm.verl.config import resolved, validate_sft, verl_version
+from stages.lm.verl.merge import merge_checkpoint
+from stages.lm.verl.overrides import attention
 from stages.sft_trainer import launcher, metrics, plan, verl_config
 from stages.sft_trainer.prepare import Prepared
-from stages.sft_trainer.verl_checkpoints import checkpoint_world_size, latest_checkpoint, step_dir, tracked_step
-from stages.sft_trainer.verl_job import attn_implementation, make_job
-from stages.sft_trainer.verl_merge import merge_checkpoint
+from stages.sft_trainer.verl_job import make_job
 from stages.sft_trainer.verl_overrides import build_overrides
 
 LAUNCH_MODULE = "stages.sft_trainer.verl_launch"
@@ -71,21 +73,21 @@ def run_verl(ctx: RunContext, prepared: Prepared) -> dict[str, Any]:
     logs = out / "logs"
     attempt = ctx.manifest.status.attempt
     world = prepared.world
-    job = make_job(ctx.spec, ctx.inputs, prepared, out, attn_implementation(ctx.params.verl.attn_implementation,
-                                                                             world.cpu), run_id=ctx.manifest.run_id)
+    job = make_job(ctx.spec, ctx.inputs, prepared, out, attention(ctx.params.verl.attn_implementation, world.cpu),
+                   run_id=ctx.manifest.run_id)
     verl_config.check_install()
     overrides = build_overrides(ctx.params, job)
     cfg = verl_config.compose(overrides)
     if ctx.params.verl.extra_overrides:  # the stage's own overrides pass verl's checks in the tests; raw ones may not
-        verl_config.validate(cfg)
+        validate_sft(cfg)
     args = [*(["--cpu"] if world.cpu else []), *overrides, f"hydra.run.dir={logs / 'hydra'}"]
     cmd = launcher.torchrun_command(world, LAUNCH_MODULE, args)
     ctx.set_engine_config({
         "engine": "verl",
-        "verl_version": verl_config.verl_version(),
+        "verl_version": verl_version(),
         "entry_point": "verl.trainer.sft_trainer (config sft_trainer_engine)",
         "overrides": overrides,
-        "resolved_config": verl_config.resolved(cfg),
+        "resolved_config": resolved(cfg),
         "command": cmd,
         "world": {"nodes": world.nodes, "ranks_per_node": world.ranks_per_node, "cpu": world.cpu},
         "steps_per_epoch": prepared.steps_per_epoch,

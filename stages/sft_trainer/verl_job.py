@@ -10,22 +10,12 @@ verl's per-attempt metrics file, Hydra's record), ``model/`` (the merged Hugging
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from typing import Any
 
 from stages.sft_trainer import plan
 from stages.sft_trainer.prepare import Prepared
 from stages.sft_trainer.verl_overrides import VerlJob
-
-
-def attn_implementation(requested: str, cpu: bool) -> str:
-    """flash-attention 2 only where it can run (a GPU with the ``flash-attn`` package), else sdpa."""
-    if cpu:
-        return "sdpa"
-    if requested == "auto":
-        return "flash_attention_2" if importlib.util.find_spec("flash_attn") is not None else "sdpa"
-    return requested
 
 
 def make_job(spec: Any, inputs: dict[str, Any], prepared: Prepared, out_dir: Path, attn_implementation: str,

@@ -16,11 +16,11 @@ Qwen3 think-tag mismatch of verl's per-turn dataset (our ``verl_dataset`` tokeni
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from stages.lm.verl.overrides import render
 from stages.sft_trainer.params import SFTParams
 from stages.sft_trainer.plan import World
 
@@ -120,43 +120,6 @@ def override_values(params: SFTParams, job: VerlJob) -> dict[str, Any]:
     return values
 
 
-_PLAIN = re.compile(r"^[A-Za-z0-9_./:@-]+$")
-
-
-def render_value(value: Any) -> str:
-    """A value in Hydra's override grammar; strings are quoted unless they are plain words or paths."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    if isinstance(value, (list, tuple)):
-        return "[" + ",".join(render_value(v) for v in value) + "]"
-    if isinstance(value, dict):
-        return "{" + ",".join(f"{k}:{render_value(v)}" for k, v in value.items()) + "}"
-    text = str(value)
-    if _PLAIN.match(text) and text.lower() not in ("null", "true", "false") and not _looks_numeric(text):
-        return text
-    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
-def _looks_numeric(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
-
-def render(values: dict[str, Any], extra: list[str] | None = None) -> list[str]:
-    """``key=value`` strings for Hydra (``+key=value`` for keys verl's YAML lacks), then the raw extras."""
-    out = []
-    for key, value in values.items():
-        prefix = "+" if key in NEW_KEYS else ""
-        out.append(f"{prefix}{key}={render_value(value)}")
-    return out + list(extra or [])
-
-
 def build_overrides(params: SFTParams, job: VerlJob) -> list[str]:
-    return render(override_values(params, job), params.verl.extra_overrides)
+    """``key=value`` strings for Hydra (``+key=value`` for keys verl's YAML lacks), then the raw extras."""
+    return render(override_values(params, job), NEW_KEYS, params.verl.extra_overrides)

@@ -29,23 +29,24 @@ def chunk_seed(seed: int, iteration: int, chunk: int) -> int:
 
 
 def resolve_backend(requested: str) -> str:
-    """``auto``: vLLM on a CUDA machine where it is installed, else transformers ``generate``."""
+    """``auto``: a vLLM server on a CUDA machine where vLLM is installed, else transformers ``generate``."""
     if requested != "auto":
         return requested
-    import importlib.util
-
     import torch
 
-    return "vllm" if torch.cuda.is_available() and importlib.util.find_spec("vllm") is not None else "hf"
+    from stages.lm.launch.vllm_server import find_vllm_python
+
+    return "vllm" if torch.cuda.is_available() and find_vllm_python() is not None else "hf"
 
 
-def open_backend(name: str, model_dir: str, ctx: RunContext, tokenizer: Any) -> Any:
+def open_backend(name: str, model_dir: str, ctx: RunContext, tokenizer: Any, iteration: int) -> Any:
     from stages.lm.generation import make_backend
 
     p = ctx.params
     if name == "vllm":
-        return make_backend("vllm", model=model_dir, thinking=ctx.runtime.thinking, seed=ctx.runtime.seed,
-                            max_model_len=p.max_length, gpu_memory_utilization=0.5)
+        from stages.spin.served import ServedModel
+
+        return ServedModel.start(model_dir, ctx, tokenizer, iteration)
     # the training engine's dtype: bf16 on a GPU unless precision.bf16 is off, fp32 on a CPU
     return make_backend("hf", model=model_dir, tokenizer=tokenizer, thinking=ctx.runtime.thinking,
                         batch_size=p.generation_batch_size, dtype="auto" if p.precision.bf16 else "float32")
@@ -99,7 +100,7 @@ def run_generation(ctx: RunContext, state: SpinState, state_path: Path, prompts:
                     raise ctx.preempt(str(state_path))
                 if backend is None:
                     ctx.report(note=f"iteration {t}: loading {state.backend} for generation", force=True)
-                    backend = open_backend(state.backend or "hf", state.start_model, ctx, tokenizer)
+                    backend = open_backend(state.backend or "hf", state.start_model, ctx, tokenizer, t)
                 chunk = chunks[c]
                 params = SamplingParams(n=1, temperature=p.sampling.temperature, top_p=p.sampling.top_p,
                                         top_k=max(p.sampling.top_k, 0), max_tokens=p.sampling.max_new_tokens,

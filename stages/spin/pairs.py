@@ -8,7 +8,7 @@ used. A chosen response longer than ``max_length`` is cut at the end (counted); 
 
 A training group is ``[chosen, rejected]`` with doc field ``chosen`` = 1 / 0 (the DPO loss's data contract). The
 reference log-probability of each side is stored once per pair as a sum over its response tokens (see
-``score.py``); the DPO loss only ever uses that sum (``sum(ref * mask)``), so the whole sum sits on the first
+``train.py``); the DPO loss only ever uses that sum (``sum(ref * mask)``), so the whole sum sits on the first
 response token of the ``ref_logprobs`` token field and the other positions hold 0.
 """
 
@@ -16,9 +16,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from stages.spin.prompts import PromptRow
+if TYPE_CHECKING:  # pragma: no cover  (kept light: bench/bench_spin.py builds pairs on a bare GPU box)
+    from stages.spin.prompts import PromptRow
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,12 @@ previous iteration's pairs, and faithful SPIN (a correct own sample is still the
 Two deliberate departures, the same for every method of the study: the optimizer is the shared engine's AdamW (the
 paper used RMSprop), and the generation budget is the domain's (``sampling.max_new_tokens``; the paper used 256).
 Names shared with the other trainers (``optim``, ``lora``, ``precision``, ``sampling``, ``global_batch_size``,
-``micro_batch_tokens``, ``max_length``, ``max_prompt_length``, ``save_every_steps``, ``keep_checkpoints``) mean the
-same thing there.
+``micro_batch_tokens``, ``max_length``, ``max_prompt_length``, ``save_every_steps``, ``keep_checkpoints``,
+``native.grad_sync``) mean the same thing there.
+
+Several GPUs and nodes are ``resources``, not params: generation runs on the batch node's GPUs (``vllm``), the
+reference and training phases under torchrun over every GPU of every node (``native``). ``global_batch_size`` is
+split over the ranks, so a run gives the same pairs, reference log-probs, losses and weights on any number of GPUs.
 """
 
 from __future__ import annotations
@@ -16,8 +20,40 @@ from typing import Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from stages.core.common_params import Lora, Optim, Precision, Sampling
+from stages.core.common_params import Lora, NativeEngineOptions, Optim, Precision, Sampling
 from stages.core.model_base import StrictModel
+from stages.envs.sandbox.gate import UNISOLATED_CODE_HELP
+
+
+class VLLMOptions(StrictModel):
+    """The vLLM server that generates each iteration's samples (``generation_backend`` vllm, or auto on GPUs)."""
+
+    tensor_parallel_size: int = Field(
+        1, ge=1, le=16, description="GPUs per model replica (1 fits Qwen3 up to 14B in bf16 on an 80 GB card)."
+    )
+    data_parallel_size: int = Field(
+        0, ge=0, le=64,
+        description="Replicas behind the one server; 0 = every GPU of the batch node / tensor_parallel_size. "
+        "Generation runs on the batch node only, also when training spans several nodes.",
+    )
+    gpu_memory_utilization: float = Field(
+        0.85, gt=0.0, le=0.98, description="Share of each GPU's memory vLLM may take (it has the GPUs to itself)."
+    )
+    max_num_seqs: int = Field(256, ge=1, le=4096, description="Sequences a replica decodes at once.")
+    startup_timeout_minutes: float = Field(
+        20.0, gt=0, le=240, description="How long the server may take to load the model before the run fails."
+    )
+
+
+class NativeOptions(NativeEngineOptions):
+    """The native engine's settings for the reference and training phases (FSDP2 under torchrun on several GPUs)."""
+
+    optimizer_offload: bool = Field(
+        False,
+        description="Keep AdamW's moments (8 bytes/parameter, sharded over the GPUs) in CPU memory except during the "
+        "optimizer step: the switch that fits 14B full fine-tuning on one node of 4 x 80 GB; costs a copy each way "
+        "per step.",
+    )
 
 
 def _optim() -> Optim:
@@ -53,13 +89,17 @@ class SPINParams(StrictModel):
         "solution); `reference_solution` refuses rows without one.",
     )
     keep_previous_iteration: bool = Field(True, description="Train on this and the previous iteration's pairs.")
+    allow_unisolated_code: bool = Field(False, description=UNISOLATED_CODE_HELP)
     correct_sample_policy: Literal["keep", "drop"] = Field(
         "keep", description="keep = faithful SPIN (push down a correct own sample too); drop = skip such pairs."
     )
     generation_backend: Literal["auto", "hf", "vllm"] = Field(
-        "auto", description="How the model samples: transformers `generate` (hf) or vLLM; auto = vllm on a CUDA "
-        "machine with vllm installed, else hf. The choice is recorded and kept on resume.",
+        "auto", description="How the model samples: transformers `generate` in the stage (hf), or a vLLM server "
+        "started on each iteration's start model and stopped before training (vllm; the stage's Python or "
+        "$FLLM_VLLM_PYTHON runs it, prompts go as token ids); auto = vllm on a CUDA machine with vllm installed, "
+        "else hf. The choice is recorded and kept on resume.",
     )
+    vllm: VLLMOptions = Field(default_factory=VLLMOptions)
     generation_batch_size: int = Field(
         256, ge=1, le=1_000_000,
         description="Prompts per generation chunk. Each chunk is seeded from (seed, iteration, chunk) and "
@@ -69,6 +109,13 @@ class SPINParams(StrictModel):
     optim: Optim = Field(default_factory=_optim)
     lora: Lora = Field(default_factory=Lora)
     precision: Precision = Field(default_factory=Precision)
+    native: NativeOptions = Field(
+        default_factory=NativeOptions,
+        description="Several GPUs (resources.gpus_per_node x nodes): the reference log-probs and training run under "
+        "torchrun over all of them (FSDP2; srun with a c10d rendezvous on several nodes), with the same pairs, "
+        "reference log-probs, losses and weights as one process; precision.activation_checkpointing and "
+        "native.optimizer_offload are the memory switches for 8-14B.",
+    )
     save_every_steps: int = Field(50, ge=1, le=1_000_000, description="Checkpoint cadence within an iteration.")
     keep_checkpoints: int = Field(2, ge=1, le=100, description="How many recent checkpoints to keep.")
 

@@ -6,7 +6,10 @@ from stages.spin.params import SPINParams
 
 STAGE = StageDef(
     name="spin",
-    description="SELF: Self-Play Fine-Tuning, chosen = ground truth, rejected = the model's own sample.",
+    description="SELF: Self-Play Fine-Tuning, chosen = ground truth, rejected = the model's own sample. On several "
+    "GPUs and nodes (resources.gpus_per_node x nodes) each iteration samples through a vLLM server on the batch "
+    "node's GPUs (params.vllm) and computes reference log-probs and trains under torchrun over every GPU (FSDP2, "
+    "params.native; srun + c10d rendezvous across nodes), with the same results as one process.",
     params=SPINParams,
     engines=("native",),
     inputs={

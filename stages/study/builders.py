@@ -4,10 +4,19 @@ Each builder returns a ``PlannedRun`` whose manifest is plain JSON: inputs are m
 cluster or links to an upstream run's record (``<run_dir>/out/manifest.json#outputs.<name>``); params are layered
 from the study (collection settings, method hyperparameters, size overrides, LoRA, one sweep point); resources from
 the study's per-stage, per-size table; runtime carries seed, engine, thinking and W&B settings.
+
+Shared runs: collector runs (teacher collections above all) and the untrained model's evaluations do not depend on
+the study that plans them, so they live once under ``<root>/shared/<run_id>-<spec digest>``: every study (phase)
+that plans the same spec plans the same folder, and the stage's own skip-by-spec-hash reuses the first one's work.
+The digest covers what decides the work (stage, inputs, params, seed, engine, thinking), so a different spec under
+the same run id gets a folder of its own. The study's name stays out of those manifests (W&B group ``shared``, no
+``study`` label), so planning one phase never rewrites another's shared manifest.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Any
 
 from stages.core.manifest import SCHEMA_ID
@@ -25,9 +34,11 @@ from stages.study.dag import PlannedRun
 from stages.study.definition import Student, StudyDef
 from stages.study.errors import StudyError
 from stages.study.merge import deep_merge
-from stages.study.paths import dataset_path, join, model_path
+from stages.study.paths import dataset_path, join, local, model_path
+from stages.study.staging.targets import target_problem, uses_ground_truth
 
 TRAINER_STAGES = ("sft-trainer", "grpo-trainer", "spin", "pi-distill")
+SHARED_DIR = "shared"
 
 
 def link(run: PlannedRun, output: str) -> dict[str, str]:
@@ -43,6 +54,7 @@ class Builder:
         self.study = study
         self.root = root
         self.cluster = cluster
+        self._kinds: dict[str, Any] = {}
 
     # --- shared pieces --------------------------------------------------------------------------------------------
     def run_dir(self, run_id: str) -> str:
@@ -54,12 +66,21 @@ class Builder:
             self.study.resources.default, per_stage.get("default"), per_stage.get(size) if size else None, extra
         )
 
-    def runtime(self, stage: str, seed: int, engine: str | None = None) -> dict[str, Any]:
+    def shared_dir(self, run_id: str, spec: dict[str, Any], stage: str) -> str:
+        """``<root>/shared/<run_id>-<digest of the spec's work>``: the same folder for the same work in any study."""
+        rt = spec["runtime"]
+        work = {"stage": stage, "inputs": spec["inputs"], "params": spec["params"], "seed": rt["seed"],
+                "engine": rt.get("engine"), "thinking": rt["thinking"]}
+        digest = hashlib.sha256(json.dumps(work, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+        return join(self.root, SHARED_DIR, f"{run_id}-{digest[:12]}")
+
+    def runtime(self, stage: str, seed: int, engine: str | None = None, shared: bool = False) -> dict[str, Any]:
+        group = SHARED_DIR if shared else self.study.study
         rt: dict[str, Any] = {
             "seed": seed,
             "thinking": self.study.thinking,
             "offline": True,
-            "tracking": deep_merge({"group": self.study.study, "mode": "offline"}, self.study.tracking),
+            "tracking": deep_merge({"group": group, "mode": "offline"}, self.study.tracking),
         }
         engine = engine or self.study.engines.get(stage)
         if engine:
@@ -70,20 +91,18 @@ class Builder:
 
     def make(self, stage: str, run_id: str, inputs: dict, params: dict, size: str | None, deps: list[str],
              seed: int, labels: dict | None = None, resources: dict | None = None, engine: str | None = None,
-             command: list[str] | None = None, problems: list[str] | None = None) -> PlannedRun:
-        run_dir = self.run_dir(run_id)
-        manifest = {
-            "schema": SCHEMA_ID,
-            "stage": stage,
-            "run_id": run_id,
-            "spec": {
-                "inputs": inputs,
-                "params": params,
-                "output_dir": join(run_dir, "out"),
-                "resources": self.resources(stage, size, resources),
-                "runtime": self.runtime(stage, seed, engine),
-            },
+             command: list[str] | None = None, problems: list[str] | None = None, shared: bool = False) -> PlannedRun:
+        shared = shared and self.study.shared_runs
+        spec: dict[str, Any] = {
+            "inputs": inputs,
+            "params": params,
+            "output_dir": "",
+            "resources": self.resources(stage, size, resources),
+            "runtime": self.runtime(stage, seed, engine, shared),
         }
+        run_dir = self.shared_dir(run_id, spec, stage) if shared else self.run_dir(run_id)
+        spec["output_dir"] = join(run_dir, "out")
+        manifest = {"schema": SCHEMA_ID, "stage": stage, "run_id": run_id, "spec": spec}
         from stages.registry import BY_NAME
 
         image = BY_NAME[stage].image if stage in BY_NAME else None
@@ -126,7 +145,7 @@ class Builder:
             params["teacher_id"] = ck.repo_id or teacher
             size = ck.size
         return self.make("collector", f"data.{domain}.{key}", inputs, params, size, [], self.study.data_seed,
-                         labels={"domain": domain, "data": key}, problems=problems)
+                         labels={"domain": domain, "data": key}, problems=problems, shared=True)
 
     # --- trainers -------------------------------------------------------------------------------------------------
     def trainer_params(self, method: Method, size: str, point: dict[str, Any]) -> dict[str, Any]:
@@ -151,16 +170,39 @@ class Builder:
             method.data_input: link(data, DATA_JOBS[method.data].output),
         }
         labels = {"method": method.name, "domain": domain, "start": st.start, "model_size": size, "seed": seed}
-        return self.make(method.stage, run_id, inputs, self.trainer_params(method, size, point), size, [data.run_id],
-                         seed, labels=labels, problems=problems)
+        params = self.trainer_params(method, size, point)
+        if uses_ground_truth(method.name):
+            kind = self.target_kind(data.manifest["spec"]["params"].get("env_id"),
+                                    data.manifest["spec"]["inputs"][COLLECTOR_DATASET_INPUT]["uri"])
+            if kind is not None:
+                labels["target_kind"] = kind.kind
+            problem = target_problem(method.name, domain, params, kind, self.study.answer_only_targets)
+            problems = problems + ([problem] if problem else [])
+        return self.make(method.stage, run_id, inputs, params, size, [data.run_id], seed, labels=labels,
+                         problems=problems)
+
+    def target_kind(self, env_id: str | None, path: str) -> Any:
+        """What a ground-truth method trains on in the dataset at ``path`` (None: not readable here)."""
+        if env_id is None or path == "<missing>":
+            return None
+        if path not in self._kinds:
+            from stages.envs.solutions import target_kind
+
+            try:
+                self._kinds[path] = target_kind(local(path), env_id)
+            except (StudyError, OSError, ValueError, ImportError):
+                self._kinds[path] = None
+        return self._kinds[path]
 
     # --- evaluator ------------------------------------------------------------------------------------------------
-    def eval_params(self, suite: str, eval_env: str | None, labels: dict[str, Any]) -> dict[str, Any]:
+    def eval_params(self, suite: str, eval_env: str | None, labels: dict[str, Any],
+                    shared: bool = False) -> dict[str, Any]:
         ev = self.study.evaluation
         params = deep_merge(ev.params, ev.per_suite.get(suite), {"suite": suite})
         if suite in TARGET_SUITES and eval_env:
             params["target_env_id"] = eval_env
-        params["labels"] = {k: v for k, v in {"study": self.study.study, **labels}.items() if v is not None}
+        study = None if shared and self.study.shared_runs else self.study.study
+        params["labels"] = {k: v for k, v in {"study": study, **labels}.items() if v is not None}
         return params
 
     def eval_inputs(self, suite: str, eval_env: str | None) -> tuple[dict[str, Any], list[str]]:
@@ -187,8 +229,9 @@ class Builder:
         inputs = {EVAL.model: uri(start, "hf_model"), **inputs}
         seed = self.study.data_seed + replicate
         labels = {"method": "BASE", "domain": domain, "start": st.start, "model_size": size, "seed": seed}
-        params = self.eval_params(suite, eval_env, labels)
-        return self.make("evaluator", run_id, inputs, params, size, [], seed, labels=labels, problems=problems + more)
+        params = self.eval_params(suite, eval_env, labels, shared=True)
+        return self.make("evaluator", run_id, inputs, params, size, [], seed, labels=labels, problems=problems + more,
+                         shared=True)
 
     def trained_eval(self, st: Student, trained: PlannedRun, method: Method, suite: str, eval_env: str,
                      base: PlannedRun | None, rerun: PlannedRun | None = None) -> PlannedRun:

@@ -77,9 +77,9 @@ class EvalWiring:
 
 
 EVAL = EvalWiring()
-EVAL_SUITES = ("forgetting", "safety", "policy", "target", "all")
+EVAL_SUITES = ("forgetting", "safety", "policy", "target", "all", "representations")  # trained runs get base_model
 TARGET_SUITES = ("target", "all")  # suites that score the domain's eval env: one base evaluation per domain
-BENCHMARK_SUITES = ("safety", "all")  # suites that read local benchmark rows
+BENCHMARK_SUITES = ("safety", "all", "representations")  # suites that read local benchmark rows
 
 
 def domains() -> dict[str, tuple[str, str]]:

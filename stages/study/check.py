@@ -2,13 +2,15 @@
 
 Why each stage checks its own manifests: the conductor only knows the manifests' shapes; whether a dataset has the
 columns a trainer reads, whether a batch divides over the GPUs, whether verl accepts the composed config, whether a
-method can run on the GPUs it is given (SELF and PI refuse several GPUs until their torchrun paths exist), whether
+method can run on the GPUs it is given (the native pi-distill runs in one process; SELF's vLLM layout must fit), whether
 benchmark rows are where the evaluator looks: only the stage knows. So the conductor starts one ``<stage> check``
 process per stage (inside the stage's image with ``--images``) and hands it that stage's manifests on stdin; inputs
 that upstream runs have not produced yet are pending, and the stage lists which of its checks wait for them.
 
-Nothing is written: the manifests travel on stdin, not through the study folder. The result is one row per run, the
-failures first, and a count of the distinct causes, so a missing model shows once as the cause of forty failures.
+The memory model adds its refusals (a trainer run that cannot fit its GPUs, with the smallest resources that would)
+to the same table. Nothing is written: the manifests travel on stdin, not through the study folder. The result is
+one row per run, the failures first, and a count of the distinct causes, so a missing model shows once as the cause
+of forty failures.
 """
 
 from __future__ import annotations
@@ -73,8 +75,21 @@ def _check_stage(stage: str, runs: list[PlannedRun], images: str | None) -> list
     return rows
 
 
-def check_plan(plan: Plan, images: str | None = None, echo: Callable[[str], None] | None = None) -> CheckReport:
-    """Check every run of the plan; runs with an explicit command are left to that command (listed as such)."""
+def _add_memory(rows: list[RunCheck], memory: dict[str, str]) -> None:
+    """The memory model's refusals (run id -> why): a run its stage passed fails; a failing one gets a second row."""
+    by_id = {r.run_id: r for r in rows}
+    for rid, why in memory.items():
+        row = by_id.get(rid)
+        if row is not None and row.ok:
+            row.ok, row.problem = False, why
+        else:
+            rows.append(RunCheck(rid, row.stage if row else "memory", False, why))
+
+
+def check_plan(plan: Plan, images: str | None = None, echo: Callable[[str], None] | None = None,
+               memory: dict[str, str] | None = None) -> CheckReport:
+    """Check every run of the plan; runs with an explicit command are left to that command (listed as such).
+    ``memory``: runs the memory model refuses (``stages.study.costing``), with why and what would fit."""
     by_stage: dict[str, list[PlannedRun]] = {}
     rows: list[RunCheck] = []
     for run in plan.runs.values():
@@ -89,6 +104,10 @@ def check_plan(plan: Plan, images: str | None = None, echo: Callable[[str], None
             rows += _check_stage(stage, runs, images)
         except StudyError as e:
             rows += [RunCheck(r.run_id, stage, False, str(e)) for r in runs]
+    from stages.study.staging import missing_items  # inputs absent or changed since `study stage`, by name
+
+    rows += [RunCheck(name, "staging", False, why) for name, why in missing_items(plan)]
+    _add_memory(rows, memory or {})
     order = {rid: i for i, rid in enumerate(plan.runs)}
     rows.sort(key=lambda r: (r.ok, order.get(r.run_id, 0)))
     return CheckReport(rows)

@@ -3,6 +3,10 @@
 The pydantic model checks shapes; this checks meaning against the project's tables: every method, domain, suite,
 stage and engine must exist, every model a student or teacher names must be declared, sweeps must have values, and
 extra runs must point at runs that exist. Each failure names the key at fault and lists the valid choices.
+
+``generation_budgets`` looks at a planned study instead (the params with each stage's defaults filled in): methods of
+one domain that sample with different new-token budgets are compared on unequal footing (a 256-token SELF sample is
+cut short where a 2048-token GRPO rollout is not), so ``study check`` warns about them.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from stages.study.catalog import DATA_JOBS, EVAL_SUITES, METHODS, TEACHER_ROLES,
 from stages.study.errors import StudyError
 
 if TYPE_CHECKING:
+    from stages.study.dag import Plan
     from stages.study.definition import StudyDef
 
 COLLECTION_KEYS = ("all", "ground-truth", "generate", "prompts")
@@ -129,3 +134,40 @@ def check_study(study: StudyDef) -> None:
     _check_stages(study)
     _check_models(study)
     _check_extra_runs(study)
+
+
+def _budget(plan: Plan, run) -> int | None:
+    """The new-token budget a trainer run's method samples with: its own sampling (SELF, ON-RL, PI), the teacher
+    collection feeding it (SF-SFT, CF-SFT); None for a method that samples nothing (GT-SFT)."""
+    from stages.study.costing.setups import params_of
+
+    if run.stage != "sft-trainer":
+        p = params_of(run)
+        return p.sampling.max_new_tokens if p is not None and hasattr(p, "sampling") else None
+    for dep in run.deps:
+        up = plan.runs.get(dep)
+        p = params_of(up) if up is not None and up.stage == "collector" else None
+        if p is not None and p.mode == "generate":
+            return p.sampling.max_new_tokens
+    return None
+
+
+def generation_budgets(plan: Plan) -> list[str]:
+    """One warning per domain whose methods sample with different ``max_new_tokens``."""
+    per: dict[str, dict[str, set[int]]] = {}
+    for run in plan.runs.values():
+        method, domain = run.labels.get("method"), run.labels.get("domain")
+        if method not in METHODS or not domain or run.stage != METHODS[method].stage:
+            continue
+        budget = _budget(plan, run)
+        if budget is not None:
+            per.setdefault(domain, {}).setdefault(method, set()).add(budget)
+    out = []
+    for domain, methods in per.items():
+        if len({b for bs in methods.values() for b in bs}) > 1:
+            each = ", ".join(f"{m} {'/'.join(map(str, sorted(bs)))}" for m, bs in methods.items())
+            out.append(f"domain {domain}: its methods sample with different new-token budgets ({each}): the "
+                       "comparison favours the longer budget; give every method the same sampling.max_new_tokens "
+                       "(collection.generate for SF/CF-SFT) or say in the study file why not")
+    return out
+

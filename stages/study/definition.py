@@ -144,6 +144,19 @@ class StudyDef(StrictModel):
     analysis: Analysis = Field(default_factory=Analysis)
     resources: ResourcePlan = Field(default_factory=ResourcePlan)
     runs: list[ExtraRun] = Field(default_factory=list, description="Extra runs with explicit stages or commands.")
+    answer_only_targets: bool = Field(
+        False,
+        description="Let GT-SFT, SELF (its chosen side) and PI (its privileged information) train on answer-only "
+        "targets, or on code rows without a program, where the training dataset lacks worked solutions. Off, "
+        "`study stage`, `plan` and `check` refuse such runs, naming the dataset (QA's ground truth is its answer "
+        "either way).",
+    )
+    shared_runs: bool = Field(
+        True,
+        description="Collector runs and the untrained model's evaluations live once under <root>/shared/ and are "
+        "reused by every study that plans the same spec there (teacher data collected once for all phases); false "
+        "keeps them in the study's own folder.",
+    )
 
 
 def _where(loc: tuple) -> str:

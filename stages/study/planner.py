@@ -2,9 +2,11 @@
 
 Sharing is what makes the plan cheap and the comparison fair: one collector run per (domain, data kind) feeds every
 method, student and seed that needs it (teacher data is collected once per domain), and one evaluation of each
-starting checkpoint per suite is the baseline every trained model of that student is compared to. Planning is pure:
-the same study, root and cluster always give the same runs and the same files, and ``write_plan`` only rewrites a
-manifest whose content changed.
+starting checkpoint per suite is the baseline every trained model of that student is compared to. Those runs (and
+every collection) are shared across studies too: they live under ``<root>/shared/`` (see ``builders``), so phase 2
+plans phase 1's teacher collections and reuses them. Planning is pure: the same study, root, cluster and staged data
+(whose ground-truth target kind the plan records and checks) always give the same runs and the same files, and
+``write_plan`` only rewrites a manifest whose content changed.
 """
 
 from __future__ import annotations
@@ -101,7 +103,9 @@ class _Planner:
                     raise StudyError(f"input {name!r} names run {inp.run!r}, which the study does not plan",
                                      f"runs.{r.run_id}")
                 deps.append(inp.run)
-                inputs[name] = {"from": f"{self.b.run_dir(inp.run)}/out/manifest.json#outputs.{inp.output}"}
+                up = self.runs.get(inp.run)  # a generated run may live under the shared root
+                record = up.record_path if up else f"{self.b.run_dir(inp.run)}/out/manifest.json"
+                inputs[name] = {"from": f"{record}#outputs.{inp.output}"}
             else:
                 inputs[name] = uri(absolute(inp.uri or ""), inp.kind or "")
         self.add(self.b.make(r.stage, r.run_id, inputs, r.params, None, deps, r.seed, resources=r.resources,

@@ -40,6 +40,11 @@ class ClusterProfile(StrictModel):
     max_cpus_per_task: int | None = Field(None, ge=1, description="Cap on --cpus-per-task (small test nodes).")
     max_mem_gb: int | None = Field(None, ge=1, description="Cap on --mem.")
     max_gpus_per_node: int | None = Field(None, ge=0, description="Cap on GPUs per node.")
+    gpu_card: str | None = Field(
+        "H100-80GB", description="The GPU card of the GPU nodes (stages.study.costing.cards: H100-80GB, H200-141GB, "
+        "A100-80GB, A100-40GB): its memory bounds the memory model, its speed the cost model.")
+    gpu_memory_gib: float | None = Field(
+        None, gt=0, le=1024, description="Memory of one card in GiB as the driver reports it; default the card's.")
     modules: list[str] = Field(default_factory=list, description="`module load` these first.")
     setup: list[str] = Field(default_factory=list, description="Extra shell lines run before the stage.")
     runs_root: str = Field("$SCRATCH/forgetting-llms/runs", description="Default --root of studies.")
@@ -73,9 +78,14 @@ def load_profile(name: str) -> ClusterProfile:
         raise StudyError(f"unknown cluster {name!r}; profiles in {path.parent}: {known}")
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        return ClusterProfile.model_validate({"name": name, **raw})
+        profile = ClusterProfile.model_validate({"name": name, **raw})
     except yaml.YAMLError as e:
         raise StudyError(f"profile {path} is not valid YAML: {e}") from None
     except ValidationError as e:
         errs = "; ".join(f"{'.'.join(map(str, x['loc']))}: {x['msg']}" for x in e.errors(include_url=False))
         raise StudyError(f"profile {path}: {errs}") from None
+    from stages.study.costing.cards import CARDS
+
+    if profile.gpu_card is not None and profile.gpu_card not in CARDS:
+        raise StudyError(f"profile {path}: gpu_card: unknown card {profile.gpu_card!r}; known: {', '.join(CARDS)}")
+    return profile

@@ -137,7 +137,7 @@ def _image_source(job: Job, profile: ClusterProfile, images_dir: str | None) -> 
     return join(images_dir or profile.images_dir or "", f"{job.runs[0].image}.sif")
 
 
-def _prepare(job: Job, profile: ClusterProfile, images_dir: str | None, use_images: bool) -> str:
+def _prepare(job: Job, plan: Plan, profile: ClusterProfile, images_dir: str | None, use_images: bool) -> str:
     lines = []
     if profile.run_from_tmpdir:
         lines.append('cd "${SLURM_TMPDIR:?the profile runs jobs from \\$SLURM_TMPDIR, which is not set}"')
@@ -154,7 +154,27 @@ def _prepare(job: Job, profile: ClusterProfile, images_dir: str | None, use_imag
                      "would hide GPUs)")
         lines.append("FLLM_APPTAINER_ENV=()")
         lines.append(f'for v in {names}; do [ -n "${{!v:-}}" ] && FLLM_APPTAINER_ENV+=(--env "$v=${{!v}}"); done')
+        node_exec = _node_exec(job, plan, profile)
+        if node_exec:
+            lines.append("# several nodes: the stage starts its workers on the other nodes through srun, inside the "
+                         "same image (stages/lm/verl/ray_launch.py reads FLLM_NODE_EXEC)")
+            lines.append('FLLM_NODE_EXEC="' + node_exec.replace('"', '\\"') + '"')
+            lines.append('FLLM_APPTAINER_ENV+=(--env "FLLM_NODE_EXEC=$FLLM_NODE_EXEC")')
     return "\n".join(lines)
+
+
+def _node_exec(job: Job, plan: Plan, profile: ClusterProfile) -> str | None:
+    """``apptainer exec`` of the job's image with its binds, for the workers a multi-node run starts on the other
+    nodes (`$SIF` is expanded there by the launcher's shell); None for one-node jobs."""
+    run = job.runs[0]
+    if int(run.resources.get("nodes", 1)) <= 1:
+        return None
+    roots = [*profile.binds, plan.root] + (["$SLURM_TMPDIR"] if profile.run_from_tmpdir else [])
+    words = ["apptainer", "exec"] + (["--nv"] if run.gpus > 0 else []) + (["--cleanenv"] if profile.apptainer.cleanenv
+                                                                          else [])
+    for b in bind_paths(job.runs, roots):
+        words += ["-B", b]
+    return " ".join(words + ["$SIF"])
 
 
 def command_words(job: Job, plan: Plan, profile: ClusterProfile, images_dir: str | None, use_images: bool) -> list[str]:
@@ -205,7 +225,7 @@ def render(job: Job, plan: Plan, profile: ClusterProfile, images_dir: str | None
         "setup": "\n".join(setup),
         "select": _select(job),
         "env": _env(profile),
-        "prepare": _prepare(job, profile, images_dir, use_images and not job.runs[0].command),
+        "prepare": _prepare(job, plan, profile, images_dir, use_images and not job.runs[0].command),
         "term_trap": term_trap,
         "command": " ".join(sh(w) for w in words),
     }

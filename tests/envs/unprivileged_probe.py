@@ -1,7 +1,9 @@
-"""Run by test_sandbox_unprivileged as an unprivileged user: start a Sandbox and try a few attacks.
+"""Run every hostile program of hostile_programs.py through the graders, as whoever runs this, and report.
 
-Prints one JSON object: the sandbox mode and, per attack, whether it got through.
-Usage: python -m tests.envs.unprivileged_probe <sentinel folder>
+Run by test_sandbox_unprivileged as an unprivileged user and by tests/images/test_sandbox_podman.py inside a stage
+image (no pytest there). Prints one JSON object: the uid, the sandbox's report, and per attack what went wrong
+(empty: contained). Usage: python -m tests.envs.unprivileged_probe <sentinel folder> [auto|namespaces|none [NAME,...]]
+(the names pick some attacks; default all).
 """
 
 from __future__ import annotations
@@ -9,34 +11,25 @@ from __future__ import annotations
 import json
 import os
 import sys
-import time
+from pathlib import Path
 
-from stages.envs import Sandbox, SandboxLimits
+from stages.envs import GradeOptions, Graders, SandboxLimits
+from tests.envs.hostile_programs import check_all
+
+LIMITS = SandboxLimits(wall_s=2.0, cpu_s=2, memory_mb=512)
 
 
 def main() -> None:
-    sentinel = sys.argv[1]
+    sentinel, mode = Path(sys.argv[1]), (sys.argv[2] if len(sys.argv) > 2 else "auto")
+    names = sys.argv[3].split(",") if len(sys.argv) > 3 else None
     os.environ["HF_TOKEN"] = "hf-secret-probe"
-    out: dict = {"uid": os.getuid()}
-    with Sandbox(SandboxLimits(wall_s=2.0, cpu_s=2, memory_mb=512)) as sb:
-        out["mode"] = sb.report.get("mode")
-        out["echo"] = sb.run("print(input())", "hi\n").stdout.strip() == "hi"
-        r = sb.run(f"open({sentinel + '/pwned'!r}, 'w').write('x')\nprint('wrote')")
-        out["write_outside"] = os.path.exists(sentinel + "/pwned")
-        r = sb.run(f"import os\nos.remove({sentinel + '/keep.txt'!r})")
-        out["delete_outside"] = not os.path.exists(sentinel + "/keep.txt")
-        r = sb.run("import socket\nsocket.create_connection(('8.8.8.8', 53), timeout=1)\nprint('connected')")
-        out["network"] = r.stdout.strip() == "connected"
-        r = sb.run("import os\nprint(os.environ.get('HF_TOKEN'))")
-        out["env_secret"] = "secret" in r.stdout
-        r = sb.run("import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass")
-        out["fork_bomb_timed_out"] = r.timed_out
-        bg = sentinel + "/bg"
-        sb.run(f"import os, time\nif os.fork() == 0:\n    os.setsid()\n    time.sleep(1)\n    open({bg!r}, 'w')")
-        time.sleep(1.5)
-        out["background_survived"] = os.path.exists(bg)
-        out["after"] = sb.run("print(6 * 7)").stdout.strip() == "42"
-    print(json.dumps(out))
+    graders = Graders(GradeOptions(code_limits=LIMITS, gem_blocklist=False, isolation=mode))
+    try:
+        report = graders.code.sandbox.start()
+        results = check_all(graders, sentinel, LIMITS.wall_s, names)
+    finally:
+        graders.close()
+    print(json.dumps({"uid": os.getuid(), "report": report, "results": results}))
 
 
 if __name__ == "__main__":

@@ -43,9 +43,11 @@ def test_fllm_humaneval_run_scores_in_the_sandbox(tmp_path, tiny_model_dir):
         [outcome] = r.extra["code_results"]
         assert outcome == "passed" or outcome.startswith(("failed", "timed out"))
         assert r.correct == (outcome == "passed")
-    provenance = json.loads((out / "manifest.json").read_text())["provenance"]["engine_config"]
+    record = json.loads((out / "manifest.json").read_text())
+    provenance = record["provenance"]["engine_config"]
     assert provenance["code_execution"] == "sandbox" and provenance["code_tasks"] == {"fllm_humaneval": "sandbox"}
-    assert provenance["code_timeout_s"] == 3.0 and provenance["sandbox_isolation"] in ("namespaces", "none")
+    assert provenance["code_timeout_s"] == 3.0 and provenance["sandbox_isolation"] == record["summary"]["isolation"]
+    assert record["summary"]["isolation_contained"] and "isolation" in (out / "summary.md").read_text()
 
 
 def validate(tmp_path: Path, inputs: dict, params: dict) -> subprocess.CompletedProcess:

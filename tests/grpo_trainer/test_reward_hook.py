@@ -15,8 +15,8 @@ pytest.importorskip("verl")
 
 from stages.grpo_trainer.params import GRPOParams
 from stages.grpo_trainer.reward_fn import project_reward_path
-from stages.grpo_trainer.verl_compose import compose
 from stages.grpo_trainer.verl_overrides import VerlJob, build_overrides
+from stages.lm.verl.config import compose_ppo
 from tests.grpo_trainer.helpers import REPO
 
 DATA = REPO.parent / "shared" / "data"
@@ -60,7 +60,7 @@ def verl_reward_manager(tiny_model_dir):
     reward_path = project_reward_path()
     job = VerlJob(model_path=str(tiny_model_dir), train_files="/d/train.parquet", output_dir="/o",
                   reward_path=str(reward_path), total_steps=1)
-    cfg = compose(build_overrides(GRPOParams(), job))
+    cfg = compose_ppo(build_overrides(GRPOParams(), job))
     assert cfg.reward.custom_reward_function.path == str(reward_path)
     tokenizer = AutoTokenizer.from_pretrained(str(tiny_model_dir), local_files_only=True)
     return load_reward_manager(cfg, tokenizer), tokenizer

@@ -11,8 +11,9 @@ pytest.importorskip("verl")
 from stages.core.errors import InputError
 from stages.grpo_trainer.params import GRPOParams
 from stages.grpo_trainer.rules import verl_problems
-from stages.grpo_trainer.verl_compose import compose, compose_and_validate, validate
-from stages.grpo_trainer.verl_overrides import VerlJob, build_overrides, override_keys
+from stages.grpo_trainer.verl_overrides import VerlJob, build_overrides
+from stages.lm.verl.config import compose_and_validate_ppo, compose_ppo, validate_ppo
+from stages.lm.verl.overrides import override_keys
 
 SHAPES = [(nodes, gpus) for nodes in (1, 2) for gpus in (1, 2, 4)]
 
@@ -54,7 +55,7 @@ def test_overrides_compose_and_validate(variant, nodes, gpus):
     params = GRPOParams(**VARIANTS[variant])
     assert verl_problems(params, nodes, gpus) == []
     overrides = build_overrides(params, job(nodes, gpus, val_files="/data/val.parquet" if nodes == 2 else None))
-    cfg = compose_and_validate(overrides)
+    cfg = compose_and_validate_ppo(overrides)
     a = cfg.actor_rollout_ref
     assert cfg.algorithm.adv_estimator == "grpo"
     assert a.rollout.name == "vllm" and a.rollout.n == params.group_size
@@ -77,7 +78,7 @@ def test_overrides_compose_and_validate(variant, nodes, gpus):
 def test_every_generated_key_exists_in_verl_config():
     """A key our builder writes without `+` must already exist in verl's config (no silently new keys)."""
     overrides = build_overrides(GRPOParams(kl_coef=0.001, lora={"rank": 8}), job(2, 4))
-    cfg = compose(["actor_rollout_ref.rollout.name=vllm"])  # the one mandatory value
+    cfg = compose_ppo(["actor_rollout_ref.rollout.name=vllm"])  # the one mandatory value
     from omegaconf import OmegaConf
 
     for item in overrides:
@@ -90,7 +91,7 @@ def test_every_generated_key_exists_in_verl_config():
 def test_unknown_key_fails():
     params = GRPOParams(verl={"extra_overrides": ["actor_rollout_ref.actor.no_such_setting=1"]})
     with pytest.raises(InputError, match="no_such_setting"):
-        compose(build_overrides(params, job()))
+        compose_ppo(build_overrides(params, job()))
 
 
 def test_malformed_extra_override_is_caught_before_verl():
@@ -110,7 +111,7 @@ def test_batch_rules_agree_with_verl(params, nodes, gpus):
     problems = verl_problems(p, nodes, gpus)
     assert any("divisible" in x for x in problems), problems
     with pytest.raises(InputError, match="real_train_batch_size"):
-        validate(compose(build_overrides(p, job(nodes, gpus))))
+        validate_ppo(compose_ppo(build_overrides(p, job(nodes, gpus))))
 
 
 def test_mini_batch_rule_is_checked_before_submission():
@@ -133,5 +134,5 @@ def test_other_verl_rules():
 def test_override_values_survive_quoting():
     tricky = "/scratch/it's a path,with=odd [chars]/train.parquet"
     overrides = build_overrides(GRPOParams(), job(train_files=tricky))
-    assert compose(overrides).data.train_files == tricky
+    assert compose_ppo(overrides).data.train_files == tricky
     assert override_keys(overrides)["data.train_files"].startswith("'")

@@ -1,9 +1,10 @@
-"""The launcher script the stage runs: one node hands the overrides to verl's real ``main_ppo`` untouched; several
-nodes start a Ray head (and workers through srun), wait for them, and attach the entry point through RAY_ADDRESS.
+"""The launcher script the stage runs (stages/lm/verl/ray_launch.py): one node hands the overrides to verl's real
+``main_ppo`` untouched; several nodes refuse what cannot work before any Ray process starts. The multi-node run itself
+(two real Ray nodes on this machine) is tests/grpo_trainer/test_ray_two_nodes.py.
 
-The node list: a plain one (``host`` or ``a,b``) is split without Slurm, so the Ray test runs on any machine with
-``SLURM_JOB_NODELIST`` naming this host; a compressed one goes through the real ``scontrol`` of the local Slurm, which
-the test starts itself (the ``slurm_cluster`` session fixture) rather than relying on an earlier test (issue 17).
+The node list: a plain one (``host`` or ``a,b``) is split without Slurm; a compressed one goes through the real
+``scontrol`` of the local Slurm, which the test starts itself (the ``slurm_cluster`` session fixture) rather than
+relying on an earlier test (issue 17).
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ import sys
 import pytest
 
 from stages.grpo_trainer.params import GRPOParams
-from stages.grpo_trainer.verl_launcher import write_launcher
 from stages.grpo_trainer.verl_overrides import VerlJob, build_overrides
+from stages.lm.verl.ray_launch import write_launcher
 from tests.grpo_trainer.helpers import REPO
 
 
@@ -100,22 +101,60 @@ def test_compressed_node_list_expands_with_scontrol(tmp_path, slurm_cluster):
     assert f"the allocation has 3 node(s) ({host} x1 x2), the manifest asks for 4" in res.stderr
 
 
-def test_cluster_mode_starts_ray_and_attaches(tmp_path):
-    """The multi-node branch on this host alone: Ray head from the node list, wait for it, attach the entry point
-    through RAY_ADDRESS (as main_ppo does), pass the arguments through, and leave no Ray process behind."""
-    pytest.importorskip("ray")
+def _refused_before_ray(tmp_path, **extra: str) -> subprocess.CompletedProcess:
+    """Two nodes, this host first: the multi-node branch up to the point where Ray would start."""
     host = socket.gethostname().split(".")[0]
-    script = write_launcher(tmp_path / "launch.sh", 1, 0, 6391, sys.executable)
-    env = _env(SLURM_JOB_NODELIST=host, FLLM_FORCE_RAY_CLUSTER="1", FLLM_VERL_ENTRY="tests.grpo_trainer.ray_probe",
-               RAY_USAGE_STATS_ENABLED="0")
-    res = subprocess.run(["bash", str(script), "a='b c'", "k=v"], cwd=tmp_path, env=env, capture_output=True,
-                         text=True, timeout=240, check=False)
-    assert res.returncode == 0, (res.stdout + res.stderr)[-3000:]
-    probe = next(line for line in res.stdout.splitlines() if line.startswith("PROBE "))
-    import json
+    script = write_launcher(tmp_path / "launch.sh", 2, 0, 6393, sys.executable)
+    env = _env(SLURM_JOB_NODELIST=f"{host},other-node", FLLM_NODE_RUNNER="false", SLURM_JOB_ID="1", **extra)
+    return subprocess.run(["bash", str(script), "x=1"], env=env, capture_output=True, text=True, timeout=60,
+                          check=False)
 
-    found = json.loads(probe[len("PROBE "):])
-    assert found["nodes"] == 1 and found["address"].endswith(":6391")
-    assert found["args"] == ["a='b c'", "k=v"]
-    left = subprocess.run(["pgrep", "-f", "gcs_server.*6391"], capture_output=True, text=True, check=False)
-    assert left.stdout.strip() == "", "the launcher left its Ray head running"
+
+def test_a_long_ray_temp_dir_is_refused(tmp_path):
+    """Ray's socket paths must fit in 107 bytes: a long temp root is refused before anything starts."""
+    res = _refused_before_ray(tmp_path, FLLM_RAY_TMPDIR=str(tmp_path / ("x" * 40)))
+    assert res.returncode == 2, res.stderr
+    assert "is too long" in res.stderr and "107 bytes" in res.stderr
+
+
+def test_the_launcher_must_run_on_a_node_of_the_allocation(tmp_path):
+    res = _refused_before_ray(tmp_path, SLURMD_NODENAME="not-in-the-list")
+    assert res.returncode == 2, res.stderr
+    assert "is not among the first 2 node(s)" in res.stderr
+
+
+def test_fewer_gpus_from_slurm_than_the_manifest_asks_is_refused(tmp_path):
+    host = socket.gethostname().split(".")[0]
+    script = write_launcher(tmp_path / "launch.sh", 2, 4, 6393, sys.executable)
+    env = _env(SLURM_JOB_NODELIST=f"{host},b", FLLM_NODE_RUNNER="false", SLURM_GPUS_ON_NODE="2")
+    res = subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert res.returncode == 2 and "Slurm gave this node 2 GPU(s), the manifest asks for 4" in res.stderr
+
+
+def test_a_busy_head_port_fails_clearly(tmp_path):
+    """Another job's Ray on the same port: the launcher says so instead of starting a second head."""
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        if port + 1799 > 65535:
+            pytest.skip("the free port is too high for a Ray port block")
+        host = socket.gethostname().split(".")[0]
+        script = write_launcher(tmp_path / "launch.sh", 2, 0, port, sys.executable)
+        env = _env(SLURM_JOB_NODELIST=f"{host},b", FLLM_NODE_RUNNER="false")
+        res = subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert res.returncode == 1, res.stderr
+    assert f"port {port} is already in use" in res.stderr
+
+
+def test_gpu_nodes_without_infiniband_get_a_warning():
+    """NCCL's silent fall-back to TCP is announced by the health check; CPU-only or one-node clusters need no IB."""
+    from stages.lm.verl.ray_health import warnings_of
+
+    ib = {"host": "a", "libibverbs": True, "dev_infiniband": True}
+    no_verbs = {"host": "b", "libibverbs": False, "dev_infiniband": True}
+    no_device = {"host": "c", "libibverbs": True, "dev_infiniband": False}
+    warnings = warnings_of([ib, no_verbs, no_device], gpus_per_node=4)
+    assert warnings == ["b: no libibverbs.so.1: NCCL will use TCP sockets between nodes",
+                        "c: no /dev/infiniband: NCCL will use TCP sockets between nodes"]
+    assert warnings_of([no_verbs, no_device], gpus_per_node=0) == [] and warnings_of([no_verbs], 4) == []

@@ -14,7 +14,8 @@ import pytest
 pytest.importorskip("verl")
 
 from stages.grpo_trainer import metrics as M
-from stages.grpo_trainer.verl_run import merge_actor, tracker_step
+from stages.lm.verl.checkpoints import finished_step
+from stages.lm.verl.merge import merge_actor
 
 
 def fake_actor_checkpoint(root: Path, step: int, model_dir: Path) -> Path:
@@ -35,15 +36,15 @@ def fake_actor_checkpoint(root: Path, step: int, model_dir: Path) -> Path:
 
 
 def test_tracker_must_parse_and_point_at_a_checkpoint(tmp_path):
-    assert tracker_step(tmp_path) is None
+    assert finished_step(tmp_path) is None
     (tmp_path / "latest_checkpointed_iteration.txt").write_text("1")
     with pytest.raises(RuntimeError, match="global_step_1/actor is missing"):
-        tracker_step(tmp_path)
+        finished_step(tmp_path)
     (tmp_path / "global_step_1" / "actor").mkdir(parents=True)
-    assert tracker_step(tmp_path) == 1
+    assert finished_step(tmp_path) == 1
     (tmp_path / "latest_checkpointed_iteration.txt").write_text("1\x00")  # a write cut off by the kill
     with pytest.raises(RuntimeError, match="not a step number"):
-        tracker_step(tmp_path)
+        finished_step(tmp_path)
 
 
 def test_final_actor_is_merged_by_verl_into_a_loadable_model(tmp_path, tiny_model_dir):
@@ -52,7 +53,7 @@ def test_final_actor_is_merged_by_verl_into_a_loadable_model(tmp_path, tiny_mode
 
     ckpt = tmp_path / "checkpoints"
     fake_actor_checkpoint(ckpt, 3, tiny_model_dir)
-    assert tracker_step(ckpt) == 3
+    assert finished_step(ckpt) == 3
     merge_actor(ckpt, 3, tmp_path / "model", tmp_path / "merge.log")
     merged = AutoModelForCausalLM.from_pretrained(str(tmp_path / "model"), local_files_only=True)
     original = AutoModelForCausalLM.from_pretrained(str(tiny_model_dir), local_files_only=True)

@@ -1,5 +1,6 @@
 """Fixtures of the image tests: a scratch copy of the image definitions for the checks' negative cases, the
-``index`` marker (tests that ask the package index), and the CPU images built once per session with podman.
+``index`` marker (tests that ask the package index), and the CPU images built once per session with podman
+(``images_lock``, shared by test_podman.py and test_sandbox_podman.py).
 
 The ``index`` marker is registered here so ``-m "not index"`` deselects those tests offline; when the index is
 unreachable they skip with the reason, or fail under ``FLLM_REQUIRE_SYSTEM=1`` like the other system tests.
@@ -7,6 +8,7 @@ unreachable they skip with the reason, or fail under ``FLLM_REQUIRE_SYSTEM=1`` l
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -14,6 +16,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from tests.images.podman_helpers import build
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -43,3 +47,18 @@ def index_reachable() -> None:
         if os.environ.get("FLLM_REQUIRE_SYSTEM") == "1":
             pytest.fail(reason)
         pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def images_lock(tmp_path_factory) -> dict:
+    """Build the analyzer and collector CPU images (and the Debian base on first use); the images lock."""
+    debian = subprocess.run(
+        ["podman", "image", "exists", "localhost/forgetting-llms/debian:bookworm-minbase"], check=False
+    )
+    if debian.returncode != 0 and os.geteuid() != 0 and os.environ.get("FLLM_REQUIRE_SYSTEM") != "1":
+        pytest.skip("the local Debian base is not built and debootstrap needs root (sudo images/make-base.sh)")
+    tmp = tmp_path_factory.mktemp("images")
+    proc = build(tmp / "images.lock", tmp / "build.log")
+    log = (tmp / "build.log").read_text()
+    assert proc.returncode == 0, f"images/build.sh failed:\n{log[-6000:]}"
+    return json.loads((tmp / "images.lock").read_text())

@@ -10,7 +10,6 @@ file must be byte-identical, or equal up to float rounding noise in text.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import tarfile
 from pathlib import Path
@@ -22,7 +21,6 @@ from tests.images.podman_helpers import (
     ANY_USER,
     BUILT,
     REPO,
-    build,
     host_run,
     image_ref,
     inspect,
@@ -38,21 +36,6 @@ pytestmark = [pytest.mark.podman, pytest.mark.slow, pytest.mark.timeout(2400)]
 VERSION = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
 # The images' offline defaults and the variables the stages record in their provenance.
 OFFLINE = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "WANDB_MODE": "offline"}
-
-
-@pytest.fixture(scope="session")
-def images_lock(tmp_path_factory) -> dict:
-    """Build the analyzer and collector CPU images (and the Debian base on first use); the images lock."""
-    debian = subprocess.run(
-        ["podman", "image", "exists", "localhost/forgetting-llms/debian:bookworm-minbase"], check=False
-    )
-    if debian.returncode != 0 and os.geteuid() != 0 and os.environ.get("FLLM_REQUIRE_SYSTEM") != "1":
-        pytest.skip("the local Debian base is not built and debootstrap needs root (sudo images/make-base.sh)")
-    tmp = tmp_path_factory.mktemp("images")
-    proc = build(tmp / "images.lock", tmp / "build.log")
-    log = (tmp / "build.log").read_text()
-    assert proc.returncode == 0, f"images/build.sh failed:\n{log[-6000:]}"
-    return json.loads((tmp / "images.lock").read_text())
 
 
 @pytest.mark.parametrize("name", BUILT)

@@ -78,3 +78,22 @@ def test_openai_backend_against_vllm_server(vllm_server, tiny_model_dir):
             assert len(c.logprobs) == len(c.token_ids)
             ref = hf.score([fmt.prompt_ids(hf.tokenizer, prompt)], [c.token_ids])[0]
             assert c.logprobs == pytest.approx(ref, abs=2e-3)  # the server applied the same chat template
+
+
+def test_token_id_prompts_against_vllm_server(vllm_server, tiny_model_dir):
+    """``generate_from_ids``: the server continues exactly the ids sent (its log-probs are a transformers forward
+    pass over those ids), and a stop token id ends a sample as the last of its ids."""
+    from stages.lm.generation import SamplingParams, make_backend
+    from stages.lm.generation.hf_backend import HFBackend
+
+    backend = make_backend("openai", base_url=vllm_server, model="tiny", server="vllm", api_key_env="NO_SUCH_KEY")
+    hf = HFBackend(tiny_model_dir)
+    ids = [hf.tokenizer("Once upon a time", add_special_tokens=False)["input_ids"], [1, 2, 3, 4, 5]]
+    sampled = backend.generate_from_ids(ids, SamplingParams(n=2, max_tokens=6, seed=7, logprobs=True))
+    for prompt, result in zip(ids, sampled):
+        for c in result.completions:
+            assert c.logprobs == pytest.approx(hf.score([prompt], [c.token_ids])[0], abs=2e-3)
+    greedy = SamplingParams(temperature=0.0, max_tokens=6)
+    first = backend.generate_from_ids(ids[:1], greedy)[0].completions[0].token_ids[0]
+    stopped = backend.generate_from_ids(ids[:1], greedy, stop_token_ids=[first])[0].completions[0]
+    assert (stopped.token_ids, stopped.finish_reason) == ([first], "stop")

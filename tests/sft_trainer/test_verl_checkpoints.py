@@ -10,7 +10,7 @@ import pytest
 from stages.sft_trainer.plan import World
 from stages.sft_trainer.prepare import Prepared
 from stages.sft_trainer.selection import Selection
-from stages.sft_trainer.verl_checkpoints import checkpoint_world_size, latest_checkpoint, tracked_step
+from stages.lm.verl.checkpoints import checkpoint_world_size, latest_checkpoint, tracked_step
 from stages.sft_trainer.verl_engine import _guard_resume_point
 
 

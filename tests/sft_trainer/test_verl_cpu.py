@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from stages.sft_trainer.verl_checkpoints import tracked_step
-from stages.sft_trainer.verl_config import verl_installed
+from stages.lm.verl.checkpoints import tracked_step
+from stages.lm.verl.config import verl_installed
 from tests.sft_trainer.conftest import metrics, record, run_stage, sft_manifest, start_stage
 
 pytestmark = pytest.mark.skipif(not verl_installed(), reason="verl is not installed")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from stages.sft_trainer.verl_config import verl_installed
+from stages.lm.verl.config import verl_installed
 from tests.sft_trainer.conftest import gsm8k_conversations, write_messages_parquet
 
 pytestmark = pytest.mark.skipif(not verl_installed(), reason="verl is not installed")

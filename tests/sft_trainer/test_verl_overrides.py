@@ -8,12 +8,13 @@ from pathlib import Path
 import pytest
 
 from stages.core.errors import InputError
+from stages.lm.verl import config as shared
 from stages.sft_trainer import verl_config
 from stages.sft_trainer.params import SFTParams
 from stages.sft_trainer.plan import World
 from stages.sft_trainer.verl_overrides import NEW_KEYS, VerlJob, build_overrides, override_values
 
-pytestmark = pytest.mark.skipif(not verl_config.verl_installed(), reason="verl is not installed")
+pytestmark = pytest.mark.skipif(not shared.verl_installed(), reason="verl is not installed")
 
 WORLDS = [(nodes, gpus) for nodes in (1, 2) for gpus in (1, 2, 4)]
 VARIANTS = {
@@ -53,7 +54,7 @@ def validate_once(cfg) -> None:
     key = json.dumps({s: OmegaConf.to_container(cfg[s], resolve=True) for s in ("model", "engine", "optim", "checkpoint")},
                      sort_keys=True, default=str)
     if key not in _VALIDATED:
-        verl_config.validate(cfg)
+        shared.validate_sft(cfg)
         _VALIDATED.add(key)
 
 
@@ -78,7 +79,7 @@ def test_generated_overrides_compose_and_pass_verls_checks(tmp_path, tiny_model_
     cfg = verl_config.compose(build_overrides(params, j))
     for key, value in values.items():  # every override reached the config: none was dropped or renamed
         applied(cfg, key, value)
-    resolved = verl_config.resolved(cfg)
+    resolved = shared.resolved(cfg)
     assert resolved["trainer"]["nnodes"] == nodes and resolved["trainer"]["n_gpus_per_node"] == gpus
     assert resolved["data"]["train_batch_size"] % (nodes * gpus) == 0
     assert resolved["optim"]["lr"] == params.optim.lr  # never verl's 1e-3 default
@@ -90,7 +91,7 @@ def test_cpu_world_overrides_compose(tmp_path, tiny_model_dir):
     params = SFTParams.model_validate({"global_batch_size": 4, "truncation": "drop"})
     j = job(tmp_path, tiny_model_dir, World(1, 2, cpu=True), val=False)
     cfg = verl_config.compose(build_overrides(params, j))
-    resolved = verl_config.resolved(cfg)
+    resolved = shared.resolved(cfg)
     assert resolved["trainer"]["device"] == "cpu" and resolved["engine"]["use_torch_compile"] is False
     assert resolved["engine"]["mixed_precision"]["param_dtype"] == "fp32"
     assert resolved["data"]["truncation"] == "error"  # `drop` rows are removed before verl sees them
@@ -128,4 +129,4 @@ def test_verl_rejects_a_bad_value_through_its_own_checks(tmp_path, tiny_model_di
     params = SFTParams.model_validate({"global_batch_size": 8, "verl": {"extra_overrides": ["optim.lr_scheduler_type=wsd"]}})
     cfg = verl_config.compose(build_overrides(params, job(tmp_path, tiny_model_dir, World(1, 2), val=False)))
     with pytest.raises(InputError, match="optim config is invalid"):
-        verl_config.validate(cfg)
+        shared.validate_sft(cfg)

@@ -55,7 +55,7 @@ def write_prompts(path: Path, rows: list[dict]) -> Path:
 
 
 def write_manifest(tmp: Path, model: Path, prompts: Path, out: str = "out", name: str = "m.json",
-                   seed: int = 0, **params) -> Path:
+                   seed: int = 0, resources: dict | None = None, **params) -> Path:
     m = {
         "schema": "forgetting-llms/manifest/v1", "stage": "spin", "run_id": "t.spin",
         "spec": {
@@ -64,6 +64,7 @@ def write_manifest(tmp: Path, model: Path, prompts: Path, out: str = "out", name
             "params": {**FAST, **params},
             "output_dir": str(tmp / out),
             "runtime": {"seed": seed},
+            "resources": resources or {},
         },
     }
     path = tmp / name
@@ -100,3 +101,37 @@ def weights(model_dir: Path) -> dict:
 @pytest.fixture(scope="session")
 def spin_prompts(tmp_path_factory) -> Path:
     return write_prompts(tmp_path_factory.mktemp("spin-prompts") / "prompts.parquet", prompt_rows())
+
+
+def train_steps(out: Path) -> list[dict]:
+    return [r for r in jsonl(out / "metrics.jsonl") if r["phase"] == "train"]
+
+
+@pytest.fixture(scope="session")
+def plain_run(tmp_path_factory, tiny_model_dir, spin_prompts) -> tuple[Path, Path]:
+    """The FAST setting in one process, uninterrupted: the run every resumed or multi-rank run is held against.
+    Every iteration's model is kept (``iterations/iter-<t>``); the runs compared with it keep none."""
+    tmp = tmp_path_factory.mktemp("spin-plain")
+    manifest = write_manifest(tmp, tiny_model_dir, spin_prompts, save_iteration_models=True)
+    res = run_inproc(manifest)
+    assert res.exit_code == 0, res.output
+    return tmp / "out", manifest
+
+
+def where(out: Path) -> tuple[str, int, int]:
+    """(phase, iteration, chunk) of the run's state file."""
+    s = json.loads((out / "checkpoints" / "spin_state.json").read_text())
+    return s["phase"], s["iteration"], s["chunk"]
+
+
+def resume_until_done(manifest: Path, out: Path, env: dict, attempts: int) -> list[tuple[str, int, int]]:
+    """Run in-process attempts until one succeeds; each other must be preempted (exit 75). Where each stopped."""
+    stopped = []
+    for _ in range(attempts):
+        res = run_inproc(manifest, env=env)
+        if res.exit_code == 0:
+            return stopped
+        assert res.exit_code == 75, res.output
+        assert record_of(out)["status"]["state"] == "preempted"
+        stopped.append(where(out))
+    raise AssertionError(f"the run never finished in {attempts} attempts (stops: {stopped})")

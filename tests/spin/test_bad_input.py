@@ -115,3 +115,22 @@ def test_a_partial_optim_block_keeps_the_paper_schedule():
     p = SPINParams.model_validate({"optim": {"lr": 1e-6}, "sampling": {"max_new_tokens": 24}})
     assert (p.optim.lr, p.optim.schedule, p.optim.warmup_ratio, p.optim.weight_decay) == (1e-6, "linear", 0.1, 0.0)
     assert (p.sampling.max_new_tokens, p.sampling.temperature) == (24, 1.0)
+
+
+@pytest.mark.parametrize("resources, params, where, words", [
+    ({"gpus_per_node": 4, "nodes": 2}, {"global_batch_size": 4}, "$.spec.params.global_batch_size",
+     "smaller than the 8 training ranks"),
+    ({"gpus_per_node": 2}, {"vllm": {"tensor_parallel_size": 4}}, "$.spec.params.vllm.tensor_parallel_size",
+     "does not divide the batch node's 2 GPU(s)"),
+    ({"gpus_per_node": 4}, {"global_batch_size": 4, "vllm": {"tensor_parallel_size": 2, "data_parallel_size": 4}},
+     "$.spec.params.vllm.data_parallel_size", "4 replica(s) x 2 GPU(s) is more than the batch node's 4"),
+])
+def test_resources_the_run_cannot_use(tmp_path, tiny_model_dir, spin_prompts, resources, params, where, words):
+    res = run_inproc(write_manifest(tmp_path, tiny_model_dir, spin_prompts, resources=resources, **params))
+    _refused(res, tmp_path, where, words)
+
+
+def test_vllm_generation_without_vllm_is_refused(tmp_path, tiny_model_dir, spin_prompts, monkeypatch):
+    monkeypatch.setenv("FLLM_VLLM_PYTHON", str(tmp_path / "no-such-python"))
+    res = run_inproc(write_manifest(tmp_path, tiny_model_dir, spin_prompts, generation_backend="vllm"))
+    _refused(res, tmp_path, "$.spec.params.generation_backend", "FLLM_VLLM_PYTHON")

@@ -14,27 +14,14 @@ import math
 import pytest
 import torch
 
-from tests.spin.conftest import jsonl, prompt_rows, record_of, run_inproc, run_proc, weights, write_manifest
+from tests.spin.conftest import (jsonl, prompt_rows, record_of, resume_until_done, run_inproc, run_proc,
+                                 train_steps, weights, where, write_manifest)
 
 STOPS = ["generate:0:0", "score:0:0", "train:0:1", "iteration:0", "generate:1:1", "score:1:2", "train:1:3"]
 
 
-@pytest.fixture(scope="module")
-def plain(tmp_path_factory, tiny_model_dir, spin_prompts):
-    tmp = tmp_path_factory.mktemp("spin-plain")
-    # every iteration's model kept here; the resumed run below keeps none and must still end with the same weights
-    manifest = write_manifest(tmp, tiny_model_dir, spin_prompts, save_iteration_models=True)
-    res = run_inproc(manifest)
-    assert res.exit_code == 0, res.output
-    return tmp / "out", manifest
-
-
-def _train(out):
-    return [r for r in jsonl(out / "metrics.jsonl") if r["phase"] == "train"]
-
-
-def test_two_iterations_end_to_end(plain, tiny_model_dir):
-    out, _ = plain
+def test_two_iterations_end_to_end(plain_run, tiny_model_dir):
+    out, _ = plain_run
     rec = record_of(out)
     assert rec["status"]["state"] == "succeeded"
     assert set(rec["outputs"]) == {"model", "pairs", "metrics", "iteration_models"}
@@ -53,7 +40,7 @@ def test_two_iterations_end_to_end(plain, tiny_model_dir):
     gen = [r for r in jsonl(out / "metrics.jsonl") if r["phase"] == "generate"]
     assert [g["iteration"] for g in gen] == [0, 1]
     assert all(g["samples"] == 4 and 0.0 <= g["share_correct"] <= 1.0 and g["training_pairs"] > 0 for g in gen)
-    assert [r["iteration"] for r in _train(out)] == [0, 0, 1, 1, 1, 1]
+    assert [r["iteration"] for r in train_steps(out)] == [0, 0, 1, 1, 1, 1]
     summary = rec["summary"]
     assert summary["iterations"] == 2 and summary["train_steps_total"] == 6
     assert summary["correct_sample_policy"] == "keep" and "share_correct_iter1" in summary
@@ -66,9 +53,9 @@ def test_two_iterations_end_to_end(plain, tiny_model_dir):
     assert not (out / "checkpoints" / "iter-1").exists()  # engine checkpoints go once the run is done
 
 
-def test_margin_grows_within_each_iteration(plain):
-    out, _ = plain
-    steps = _train(out)
+def test_margin_grows_within_each_iteration(plain_run):
+    out, _ = plain_run
+    steps = train_steps(out)
     for t in (0, 1):
         it = [r for r in steps if r["iteration"] == t]
         # at the first step policy = reference (the model at the start of the iteration): margin 0, loss log 2
@@ -78,32 +65,23 @@ def test_margin_grows_within_each_iteration(plain):
         assert it[-1]["loss"] < math.log(2) - 0.05
 
 
-def test_rerun_is_skipped(plain):
-    out, manifest = plain
+def test_rerun_is_skipped(plain_run):
+    out, manifest = plain_run
     before = (out / "manifest.json").read_text()
     res = run_inproc(manifest)
     assert res.exit_code == 0 and "skipped" in res.output, res.output
     assert (out / "manifest.json").read_text() == before
 
 
-def test_stop_in_every_phase_then_resume_matches_the_plain_run(plain, tmp_path, tiny_model_dir, spin_prompts):
-    plain_out, _ = plain
+def test_stop_in_every_phase_then_resume_matches_the_plain_run(plain_run, tmp_path, tiny_model_dir, spin_prompts):
+    plain_out, _ = plain_run
     manifest = write_manifest(tmp_path, tiny_model_dir, spin_prompts)
     out = tmp_path / "out"
     env = {"FLLM_SPIN_SIGNAL_AT": ",".join(STOPS)}
     first = run_proc(manifest, env=env)  # a real process: SIGTERM -> checkpoint -> exit 75 (requeue me)
     assert first.returncode == 75, first.stderr[-3000:]
-    phases = [_where(out)]
     assert record_of(out)["status"]["state"] == "preempted"
-    for _ in range(len(STOPS) + 1):
-        res = run_inproc(manifest, env=env)
-        if res.exit_code == 0:
-            break
-        assert res.exit_code == 75, res.output
-        assert record_of(out)["status"]["state"] == "preempted"
-        phases.append(_where(out))
-    else:
-        raise AssertionError("the run never finished")
+    phases = [where(out), *resume_until_done(manifest, out, env, len(STOPS) + 1)]
     # every stop landed where it was asked to, one per attempt
     assert phases == [("generate", 0, 1), ("score", 0, 1), ("train", 0, 0), ("generate", 1, 0),
                       ("score", 1, 0), ("score", 1, 3), ("train", 1, 0)], phases
@@ -115,14 +93,8 @@ def test_stop_in_every_phase_then_resume_matches_the_plain_run(plain, tmp_path, 
     a, b = weights(out / "model"), weights(plain_out / "model")
     assert set(a) == set(b) and all(torch.equal(a[k], b[k]) for k in a)
     keys = ("iteration", "step", "loss", "reward_margin", "logp_gap", "grad_norm")
-    assert [[r[k] for k in keys] for r in _train(out)] == [[r[k] for k in keys] for r in _train(plain_out)]
+    assert [[r[k] for k in keys] for r in train_steps(out)] == [[r[k] for k in keys] for r in train_steps(plain_out)]
     assert rec["summary"] == record_of(plain_out)["summary"]
     assert set(rec["outputs"]) == {"model", "pairs", "metrics"}
     assert not list((out / "work").glob("start-*")) and not (out / "checkpoints" / "iter-1").exists()
 
-
-def _where(out) -> tuple[str, int, int]:
-    import json
-
-    s = json.loads((out / "checkpoints" / "spin_state.json").read_text())
-    return s["phase"], s["iteration"], s["chunk"]

@@ -25,15 +25,18 @@ def planned(name: str, root: Path, cluster: str = "mila"):
 def test_every_planned_manifest_passes_its_stage_validation(name, fake_scratch, tmp_path):
     plan = planned(name, tmp_path / "runs")
     assert plan.runs and not plan.left_out
+    records = {r.record_path: rid for rid, r in plan.runs.items()}
     for run in plan.runs.values():
-        path = tmp_path / "runs" / name / run.run_id / "manifest.json"
-        manifest = load_manifest(load_stage(run.stage), str(path))  # the stage's own loader and checks
+        # collections and untrained evaluations live under <root>/shared/ (tests/study/test_shared_runs.py)
+        where = "shared" if run.stage == "collector" or ".untrained." in run.run_id else name
+        assert Path(run.run_dir).parent == tmp_path / "runs" / where
+        manifest = load_manifest(load_stage(run.stage), run.manifest_path)  # the stage's own loader and checks
         assert manifest.run_id == run.run_id
-        assert manifest.spec.output_dir == str(tmp_path / "runs" / name / run.run_id / "out")
+        assert manifest.spec.output_dir == f"{run.run_dir}/out"
         for ref in manifest.spec.inputs.values():
             if ref.from_:
                 up, _ = ref.from_parts()
-                assert Path(up).parent.parent.name in run.deps  # every link is a dependency
+                assert records[up] in run.deps  # every link is a dependency
 
 
 def test_phase1_shape_and_sharing(fake_scratch, tmp_path):
@@ -71,7 +74,8 @@ def test_evaluator_labels_for_the_analyzer(fake_scratch, tmp_path):
     ev = plan.runs["qwen3-1.7b.base.qa.gt-sft.s1.eval-all"].manifest["spec"]["params"]
     assert ev["labels"] == {"study": "phase3", "method": "GT-SFT", "domain": "qa", "start": "BASE",
                             "model_size": "1.7B", "seed": 1, "lr": 1e-4, "engine": "verl",
-                            "base_run_id": "qwen3-1.7b.base.untrained.qa.eval-all"}
+                            "base_run_id": "qwen3-1.7b.base.untrained.qa.eval-all",
+                            "target_kind": None}  # the fake scratch's dataset folders are empty: kind unknown
     assert ev["target_env_id"] == "eval:NaturalQuestions" and ev["suite"] == "all"
     big = plan.runs["qwen3-14b.base.math.gt-sft.s1"].manifest["spec"]
     assert big["params"]["optim"]["lr"] == 5e-5 and big["resources"]["gpus_per_node"] == 4

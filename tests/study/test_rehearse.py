@@ -26,7 +26,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.rehearsal, pytest.mark.timeout(3600)
 
 def records(study_dir: Path) -> dict[str, dict]:
     out = {}
-    for rec in study_dir.glob("*/out/manifest.json"):
+    shared = study_dir.parent / "shared"  # collections and untrained evaluations (tests/study/test_shared_runs.py)
+    for rec in [*study_dir.glob("*/out/manifest.json"), *shared.glob("*/out/manifest.json")]:
         doc = json.loads(rec.read_text())
         out[doc["run_id"]] = doc
     return out

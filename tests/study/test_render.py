@@ -24,6 +24,7 @@ EXPECTED = {
     "nibi": ("rrg-bengioy-ad", None, "gpu:h100", ["apptainer"], True),
     "rorqual": ("rrg-bengioy-ad", None, "gpu:h100", ["apptainer"], True),
     "tamia": ("aip-bengioy", None, "gpu:h100", ["apptainer"], True),
+    "tamia-h200": ("aip-bengioy", None, "gpu:h200", ["apptainer"], True),
     "trillium": ("rrg-bengioy-ad", None, "gpu:h100", ["apptainer"], True),
     "local": (None, None, "gpu", [], False),
 }
@@ -129,3 +130,20 @@ def test_dry_run_prints_scripts_and_writes_nothing(fake_scratch, tmp_path):
     assert "#SBATCH --gres=gpu:a100l:2" in res.output and "# submit: sbatch --parsable" in res.output
     assert "79 submitted in" in res.output
     assert not (tmp_path / "runs").exists()
+
+
+def test_a_multi_node_job_passes_its_image_to_the_workers_on_the_other_nodes(fake_scratch, tmp_path):
+    import yaml
+
+    path = tmp_path / "two-nodes.yaml"
+    path.write_text(yaml.safe_dump({"extends": "phase1", "study": "two-nodes", "resources": {"stages": {
+        "grpo-trainer": {"4B": {"nodes": 2, "gpus_per_node": 4, "cpus_per_task": 16, "mem_gb": 96}}}}}))
+    rendered = scripts("narval", "$SCRATCH/runs", load_study(str(path)), images_dir="/images")
+    rl = next(s for rid, s in rendered.items() if ".on-rl." in rid)
+    one_node = rendered[TRAINER]
+    assert "--nodes=2" in sbatch_lines(rl)
+    node_exec = re.search(r'^FLLM_NODE_EXEC="(.*)"$', rl, re.MULTILINE).group(1)
+    assert node_exec.startswith("apptainer exec --nv ") and node_exec.endswith(" $SIF") and ' -B $SCRATCH ' in node_exec
+    assert '--env "FLLM_NODE_EXEC=$FLLM_NODE_EXEC"' in rl
+    assert "FLLM_NODE_EXEC" not in one_node
+    assert subprocess.run(["bash", "-n"], input=rl, text=True).returncode == 0

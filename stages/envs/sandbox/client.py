@@ -24,6 +24,7 @@ import time
 import weakref
 from pathlib import Path
 
+from stages.envs.sandbox import confine, isolation
 from stages.envs.sandbox.limits import CLEAN_ENV, RunResult, SandboxLimits
 
 log = logging.getLogger(__name__)
@@ -39,9 +40,12 @@ class Sandbox:
     """A pool-free program runner; share one instance between threads.
 
     isolation: "auto" (namespaces when the OS allows, else a logged fallback), "namespaces" (fail if
-    unavailable) or "none" (fallback only: rlimits, process group, clean env, private directory).
-    sandbox_uid: the uid programs run as when the grader is root. readonly_method: "auto" (one
-    mount_setattr call) or "remount" (one remount per mount, as on kernels before 5.12).
+    unavailable) or "none" (no namespaces: rlimits, process group, clean env, private directory).
+    confine: add Landlock and seccomp where the kernel has them (confine.py), beneath namespaces or alone;
+    False only to measure what they cost. sandbox_uid: the uid programs run as when the grader is root.
+    readonly_method: "auto" (one mount_setattr call) or "remount" (one remount per mount, as on kernels
+    before 5.12). allow_unisolated: run programs even where the layers leave a way out (isolation.gaps);
+    None reads FLLM_ALLOW_UNISOLATED_CODE, which the stages set from their manifest's opt-in.
     """
 
     def __init__(
@@ -50,12 +54,16 @@ class Sandbox:
         isolation: str = "auto",
         sandbox_uid: int = NOBODY,
         readonly_method: str = "auto",
+        confine: bool = True,
+        allow_unisolated: bool | None = None,
     ):
         if isolation not in ("auto", "namespaces", "none"):
             raise ValueError(f"isolation must be 'auto', 'namespaces' or 'none', got {isolation!r}")
         if readonly_method not in ("auto", "remount"):
             raise ValueError(f"readonly_method must be 'auto' or 'remount', got {readonly_method!r}")
         self.readonly_method = readonly_method
+        self.confine = confine
+        self.allow_unisolated = allow_unisolated
         self.limits = limits or SandboxLimits()
         self.isolation = isolation
         self.sandbox_uid = sandbox_uid
@@ -81,15 +89,22 @@ class Sandbox:
         want_ns = self.isolation != "none" and sys.platform == "linux"
         reply = self._spawn(want_ns)
         if not reply.get("ok") and want_ns:
+            reason = reply.get("reason")
             if self.isolation == "namespaces":
-                raise SandboxError(f"namespace isolation unavailable: {reply.get('reason')}")
-            log.warning(
-                "sandbox: namespaces unavailable (%s); falling back to rlimits + process group + clean env, "
-                "WITHOUT network or filesystem isolation", reply.get("reason")
-            )
+                raise SandboxError(f"namespace isolation unavailable: {reason}")
             reply = self._spawn(False)
+            log.warning("sandbox: namespaces unavailable (%s); running programs under %s", reason, isolation.name(reply))
         if not reply.get("ok"):
             raise SandboxError(f"sandbox zygote failed to start: {reply}")
+        reply.update(isolation=isolation.name(reply), gaps=isolation.gaps(reply))
+        allowed = isolation.allowed_by_environment() if self.allow_unisolated is None else self.allow_unisolated
+        if reply["gaps"] and not allowed:
+            self._stop_zygote()
+            raise SandboxError(
+                f"the sandbox cannot contain model-written code on this node (isolation {reply['isolation']}; open: "
+                f"{'; '.join(reply['gaps'])}); run `python -m stages.envs.sandbox.doctor` for why, or opt in with "
+                f"the manifest's allow_unisolated_code ({isolation.ALLOW_ENV}=1)"
+            )
         self.report = reply
 
     def _spawn(self, isolated: bool) -> dict:
@@ -103,6 +118,7 @@ class Sandbox:
             "sandbox_uid": self.sandbox_uid,
             "sandbox_gid": self.sandbox_uid,
             "readonly_method": self.readonly_method,  # "remount": the path for kernels before 5.12
+            "confine": confine.plan(isolated) if self.confine else None,
         }
         self._proc = subprocess.Popen(
             [sys.executable, "-I", str(ZYGOTE), json.dumps(cfg)],

@@ -12,8 +12,11 @@ per run), drops all capabilities, wires fds 0/1/2 to the request's stdin and pip
 program text as `__main__`. C waits for G and reports its wait status on the status pipe. When G
 exits, the kernel kills everything else in its PID namespace, so nothing a program spawned survives it.
 
-If namespaces are unavailable the zygote reports why and the client restarts it in fallback mode
-(process group, rlimits, clean environment and a private directory only). Standard library only.
+Beneath the namespaces, and alone where the OS refuses them (the client then restarts the zygote in fallback
+mode), G confines itself with Landlock and seccomp (confine.py) after dropping root and setting its limits; in
+fallback mode its private directory is a fresh folder of the grader's, and its process group (in a new session,
+which seccomp then forbids it to leave) is what a kill reaches. Standard library, plus the `landlock` package
+where the kernel has Landlock (the seccomp filter comes compiled from the client).
 """
 
 from __future__ import annotations
@@ -29,12 +32,14 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 _CLEAN_PATH = [p for p in sys.path if p and os.path.abspath(p) != _HERE]
 sys.path.insert(0, _HERE)
 
+import confine  # type: ignore[import-not-found]
 import fs_setup  # type: ignore[import-not-found]
 import program  # type: ignore[import-not-found]
 import syscalls as sc  # type: ignore[import-not-found]
 
-_FOREIGN = ["fs_setup", "program", "syscalls"]
+_FOREIGN = ["confine", "fs_setup", "program", "syscalls"]
 MB = 1 << 20
+_LAYER: confine.Confinement | None = None  # the Landlock + seccomp layer, built once in main()
 
 
 def _enter_namespaces(cfg: dict) -> dict:
@@ -45,13 +50,33 @@ def _enter_namespaces(cfg: dict) -> dict:
         sc.write_id_maps(uid, gid)
     else:
         sc.unshare(flags)
-    drop_root = uid == 0 and cfg.get("sandbox_uid") is not None
-    required = [sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix, *_CLEAN_PATH]
+    drop_root = _drops_root(cfg)
     report = fs_setup.build_readonly_view(
-        cfg["work_mount"], required, cfg.get("hide", []), drop_root, cfg.get("readonly_method", "auto")
+        cfg["work_mount"], _python_paths(), cfg.get("hide", []), drop_root, cfg.get("readonly_method", "auto")
     )
-    report.update(mode="namespaces", drop_root=drop_root, uid=uid)
+    report.update(mode="namespaces")
     return report
+
+
+def _drops_root(cfg: dict) -> bool:
+    return os.getuid() == 0 and cfg.get("sandbox_uid") is not None
+
+
+def _python_paths() -> list[str]:
+    return [sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix, *_CLEAN_PATH]
+
+
+def _confinement(cfg: dict, report: dict) -> confine.Confinement | None:
+    """The Landlock + seccomp layer the client planned (None when it turned it off); recorded in `report`."""
+    plan = cfg.get("confine")
+    if not plan:
+        report["layers"] = {"landlock": 0, "seccomp": False}
+        report["why"] = {"landlock": "turned off", "seccomp": "turned off"}
+        return None
+    runs_root = os.path.dirname(cfg["work_mount"])
+    layer = confine.Confinement(plan, cfg["isolated"], _python_paths(), runs_root)
+    report["layers"], report["why"] = layer.layers(), plan["why"]
+    return layer
 
 
 def _limit(which: int, soft: int, hard: int) -> None:
@@ -94,6 +119,8 @@ def _program_child(cfg: dict, req: dict, fds: list[int]) -> None:
         sc.mount("tmpfs", workdir, "tmpfs", sc.MS_NOSUID | sc.MS_NODEV, f"size={lim['tmpfs_mb']}m,mode=0777")
     else:
         workdir = req["workdir"]
+        if cfg.get("drop_root"):
+            os.chown(workdir, cfg["sandbox_uid"], cfg["sandbox_gid"])
     os.chdir(workdir)
     with os.fdopen(code_fd, "rb") as f:
         code = f.read().decode("utf-8", errors="replace")
@@ -116,6 +143,8 @@ def _program_child(cfg: dict, req: dict, fds: list[int]) -> None:
         sc.drop_all_capabilities()
     except OSError:
         pass
+    if _LAYER is not None:
+        _LAYER.apply(workdir)
     for src, dst in ((stdin_fd, 0), (out_fd, 1), (err_fd, 2)):
         os.dup2(src, dst)
     os.closerange(3, 1 << 16)
@@ -169,7 +198,7 @@ def _run_child(cfg: dict, sock: socket.socket, req: dict, fds: list[int]) -> Non
             try:
                 _program_child(cfg, req, fds)
             except BaseException as exc:  # noqa: BLE001 - report set-up failures, then die
-                os.write(status_fd, f"e {type(exc).__name__}: {exc}\n".encode(errors="replace"))
+                _report_error(status_fd, exc)
             os._exit(125)
         os.write(status_fd, f"g {gpid}\n".encode())
         for fd in fds[:4]:
@@ -177,13 +206,24 @@ def _run_child(cfg: dict, sock: socket.socket, req: dict, fds: list[int]) -> Non
         _, status = os.waitpid(gpid, 0)
         os.write(status_fd, f"x {status}\n".encode())
         if not cfg["isolated"]:
+            if _LAYER is not None and _LAYER.bpf:  # seccomp kept every process of the run in this group: end it
+                os.killpg(0, signal.SIGKILL)       # whole, this process included (its report is written)
             _kill_orphans()
     except BaseException as exc:  # noqa: BLE001
-        os.write(status_fd, f"e {type(exc).__name__}: {exc}\n".encode(errors="replace"))
+        _report_error(status_fd, exc)
     os._exit(0)
 
 
+def _report_error(status_fd: int, exc: BaseException) -> None:
+    """Tell the client why a run could not start; never raise (this process must reach its os._exit)."""
+    try:
+        os.write(status_fd, f"e {type(exc).__name__}: {exc}\n".encode(errors="replace"))
+    except BaseException:  # noqa: BLE001, S110 - the program closed the status pipe: its exit status says enough
+        pass
+
+
 def main() -> None:
+    global _LAYER
     cfg = json.loads(sys.argv[1])
     sock = socket.socket(fileno=cfg["sock_fd"])
     report: dict = {"mode": "fallback", "reason": "namespaces not requested"}
@@ -193,7 +233,20 @@ def main() -> None:
         except OSError as exc:
             sock.send(json.dumps({"ok": False, "reason": str(exc)}).encode())
             return
-        cfg["drop_root"] = report["drop_root"]
+    cfg["drop_root"] = _drops_root(cfg)
+    report.update(drop_root=cfg["drop_root"], uid=os.getuid())
+    closed = sorted({a for p in _python_paths() for a in fs_setup.closed_ancestors(p)}) if cfg["drop_root"] else []
+    if closed and not cfg["isolated"]:  # no mount namespace to bind the installation back for the sandbox uid
+        sock.send(json.dumps({"ok": False, "reason": (
+            f"as root without namespaces programs run as uid {cfg['sandbox_uid']}, which cannot reach the Python "
+            f"installation through {', '.join(closed)}: install Python where every user can read it (the images "
+            "do), or run the grader as an unprivileged user")}).encode())
+        return
+    try:
+        _LAYER = _confinement(cfg, report)
+    except Exception as exc:  # noqa: BLE001 - a broken binding must not look like a working layer
+        sock.send(json.dumps({"ok": False, "reason": f"confinement layer: {type(exc).__name__}: {exc}"}).encode())
+        return
     sock.send(json.dumps({"ok": True, **report}).encode())
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children (C) are reaped automatically
     while True:

@@ -53,8 +53,9 @@ class CodeRunner:
 
     @property
     def isolation(self) -> str | None:
-        """"namespaces", or "none" where the OS refused them (the sandbox logged why); None before the first run."""
-        return self.sandbox.report.get("mode")
+        """The sandbox's layers ("namespaces+landlock+seccomp", ..., see sandbox/isolation.py); None before the first
+        run."""
+        return self.sandbox.report.get("isolation")
 
     def run(self, program: str) -> str:
         """"passed", "timed out" or "failed: <why>" for one check program (cached by program text)."""

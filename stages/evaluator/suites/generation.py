@@ -35,8 +35,10 @@ def generator(session: Session, model_dir: str) -> Any:
     return scorer(session, model_dir)
 
 
-def scorer(session: Session, model_dir: str) -> Any:
+def scorer(session: Session, model_dir: str, tokenizer: Any = None) -> Any:
+    """The HF backend on ``model_dir``; ``tokenizer`` (another model's) saves loading its own."""
     from stages.lm.generation.hf_backend import HFBackend
 
     p = session.params
-    return HFBackend(model_dir, thinking=session.ctx.runtime.thinking, dtype=p.dtype, batch_size=p.batch_size)
+    return HFBackend(model_dir, tokenizer=tokenizer, thinking=session.ctx.runtime.thinking, dtype=p.dtype,
+                     batch_size=p.batch_size)

@@ -42,6 +42,9 @@ class TrainConfig:
     gathered and fp32 gradients unreduced until a step's last micro-batch: one reduction per step instead of one per
     micro-batch, for about 6 bytes per parameter more on every GPU (fine for 1.7-4B). ``auto`` is
     ``last_micro_batch`` in one process and ``every_micro_batch`` under torchrun.
+
+    ``optimizer_offload`` (GPU): AdamW's moments (8 bytes per parameter, sharded) live in CPU memory except during
+    the optimizer step, leaving that much more GPU memory for forward and backward (e.g. 14B on 4 x 80 GB).
     """
 
     lr: float = 1e-5
@@ -61,6 +64,7 @@ class TrainConfig:
     precision: Precision = "auto"
     fsdp: Sharding = "auto"
     grad_sync: GradSync = "auto"
+    optimizer_offload: bool = False
     activation_checkpointing: bool = False
     compile: bool = False
     static_shapes: bool | None = None

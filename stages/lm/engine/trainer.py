@@ -132,11 +132,10 @@ class Trainer:
 
     # -------------------------------------------------------------- batching
     def _local_groups(self, groups: Sequence[Sequence[Sample]], sharded: bool) -> list[list[Sample]]:
-        check_groups(groups, self.config.max_length)
+        # under torchrun a rank may get none (a global batch smaller than the world): it runs dummy micro-batches
+        if groups or not self.info.distributed:
+            check_groups(groups, self.config.max_length)
         local = list(groups) if sharded else list(groups[self.info.rank::self.info.world_size])
-        if not local:
-            raise LMInputError(f"rank {self.info.rank} got no groups: a global batch needs at least world_size "
-                               f"({self.info.world_size}) groups")
         return [list(g) for g in local]
 
     def _micro_batches(self, groups: list[list[Sample]]) -> list[PackedBatch]:
@@ -186,19 +185,24 @@ class Trainer:
             for k, v in {"loss": out.loss, **out.metrics}.items():  # stays on the device: no sync per micro-batch
                 sums[k] = sums[k] + v.detach().float() if k in sums else v.detach().float()
         grad_norm = self._clip()  # a device tensor: read with the other metrics, one host sync per step
+        names = sorted(sums)
+        if self.info.distributed and all_reduce(0.0 if micro else 1.0, self.info, op="max") > 0:
+            names = broadcast_object(names, self.info)  # a rank without groups logs zeros under rank 0's names
         lr = lr_at(self.step, base_lr=self.config.lr, total_steps=self.total_steps, warmup_ratio=self.config.warmup_ratio,
                    schedule=self.config.schedule, min_lr_ratio=self.config.min_lr_ratio)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
+        self._optimizer_state_to(self.info.device)
         self.optimizer.step()
+        self._optimizer_state_to("cpu")
         self.optimizer.zero_grad(set_to_none=True)
         self.step += 1
         if self.info.device.type == "cuda":
             torch.cuda.synchronize(self.info.device)
         elapsed = time.perf_counter() - started
         tokens = all_reduce(float(real_tokens), self.info)
-        names = sorted(sums)
-        values = torch.stack([grad_norm.detach().float().reshape(()), *(sums[k] for k in names)]).tolist()
+        zero = grad_norm.new_zeros(()).float()
+        values = torch.stack([grad_norm.detach().float().reshape(()), *(sums.get(k, zero) for k in names)]).tolist()
         record = {k: all_reduce(v, self.info) / total_units for k, v in zip(names, values[1:])}
         record.update(lr=lr, grad_norm=values[0], tokens=tokens, units=total_units, micro_batches=n_micro,
                       step_time_s=elapsed, tokens_per_s=tokens / elapsed if elapsed > 0 else 0.0)
@@ -222,6 +226,19 @@ class Trainer:
         self.module.set_reshard_after_backward(last)
         if self.info.distributed:
             self.module.set_reshard_after_forward(last)
+
+    def _optimizer_state_to(self, device: torch.device | str) -> None:
+        """``optimizer_offload`` on a GPU: AdamW's moments stay in CPU memory outside the optimizer step.
+
+        They are a step's largest state (8 bytes per parameter, sharded), and forward and backward never read them,
+        so moving them out frees that much GPU memory for activations; the price is one copy each way per step.
+        """
+        if not self.config.optimizer_offload or self.info.device.type != "cuda":
+            return
+        for state in self.optimizer.state.values():
+            for key, value in state.items():
+                if torch.is_tensor(value):
+                    state[key] = value.to(device, non_blocking=True)
 
     def _clip(self) -> torch.Tensor:
         """Clip gradients to ``grad_clip`` (if set); the total norm, left on the device (no host sync)."""
@@ -290,11 +307,16 @@ class Trainer:
     def save_checkpoint(self) -> Path:
         state = {"data": self._data.state_dict() if self._data is not None else None,
                  "total_steps": self.total_steps, "config": self.config.to_dict()}
-        return ckpt.save_checkpoint(self.checkpoint_root, self.step, self.module, self.optimizer, state, self.info,
-                                    keep_last=self.config.keep_last)
+        self._optimizer_state_to(self.info.device)  # checkpoints hold the state where the optimizer keeps it
+        try:
+            return ckpt.save_checkpoint(self.checkpoint_root, self.step, self.module, self.optimizer, state,
+                                        self.info, keep_last=self.config.keep_last)
+        finally:
+            self._optimizer_state_to("cpu")
 
     def load_checkpoint(self, path: str | Path, data: Any = None) -> dict[str, Any]:
         state = ckpt.load_checkpoint(path, self.module, self.optimizer, self.info)
+        self._optimizer_state_to("cpu")
         self.step = int(state["step"])
         if state.get("total_steps") is not None:
             self.total_steps = int(state["total_steps"])

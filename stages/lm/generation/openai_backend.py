@@ -7,8 +7,9 @@ errors fail at once with the server's message. The API key is read from an envir
 time and never kept in any record: ``describe()`` names the variable, not its value.
 
 ``server="vllm"`` adds vLLM's extensions (``chat_template_kwargs`` for the thinking switch, ``top_k``, token ids
-in the answer); ``generic`` sends only standard fields. A server that returns fewer than n choices (llama.cpp
-answers one) is asked again for the rest with derived seeds.
+in the answer, and ``generate_from_ids``: prompts as token ids through the completions endpoint, for a caller that
+must train on exactly the ids the model continued); ``generic`` sends only standard fields. A server that returns
+fewer than n choices (llama.cpp answers one) is asked again for the rest with derived seeds.
 """
 
 from __future__ import annotations
@@ -54,17 +55,30 @@ class OpenAIBackend:
                 "api_key_env": self.api_key_env, "max_concurrency": self.max_concurrency}
 
     def generate(self, prompts: Sequence[Messages], params: SamplingParams) -> list[PromptResult]:
+        return self._map("/chat/completions", [{"messages": list(m)} for m in prompts], params)
+
+    def generate_from_ids(self, prompt_ids: Sequence[Sequence[int]], params: SamplingParams, *,
+                          stop_token_ids: Sequence[int] = ()) -> list[PromptResult]:
+        """Prompts given as token ids, through the completions endpoint (vLLM servers only): the server continues
+        exactly these ids, with no chat template of its own, and ``stop_token_ids`` end a sample (the stop token is
+        the last of its ``token_ids``, as in the other backends)."""
+        if self.server != "vllm":
+            raise LMInputError("token-id prompts need server='vllm' (the standard API takes text prompts)")
+        extra = {"stop_token_ids": list(stop_token_ids)} if stop_token_ids else {}
+        return self._map("/completions", [{"prompt": list(ids), **extra} for ids in prompt_ids], params)
+
+    def _map(self, path: str, payloads: list[dict[str, Any]], params: SamplingParams) -> list[PromptResult]:
         with ThreadPoolExecutor(max_workers=self.max_concurrency) as pool:
-            futures = [pool.submit(self._one_prompt, i, p, params) for i, p in enumerate(prompts)]
+            futures = [pool.submit(self._one_prompt, i, path, p, params) for i, p in enumerate(payloads)]
             return [f.result() for f in futures]
 
-    def _one_prompt(self, index: int, messages: Messages, params: SamplingParams) -> PromptResult:
+    def _one_prompt(self, index: int, path: str, payload: dict[str, Any], params: SamplingParams) -> PromptResult:
         completions: list[Completion] = []
         attempt = 0
         while len(completions) < params.n:
             need = params.n - len(completions)
-            body = self._body(messages, params, need, derive_seed(params.seed, index, attempt))
-            answer = self._post("/chat/completions", body)
+            body = self._body(payload, params, need, derive_seed(params.seed, index, attempt))
+            answer = self._post(path, body)
             choices = answer.get("choices") or []
             if not choices:
                 raise GenerationBackendError(f"{self.base_url} returned no choices: {str(answer)[:200]}")
@@ -72,15 +86,16 @@ class OpenAIBackend:
             attempt += 1
         return PromptResult(prompt_index=index, completions=completions)
 
-    def _body(self, messages: Messages, params: SamplingParams, n: int, seed: int) -> dict[str, Any]:
-        body: dict[str, Any] = {"model": self.model, "messages": list(messages), "n": n, "max_tokens": params.max_tokens,
+    def _body(self, payload: dict[str, Any], params: SamplingParams, n: int, seed: int) -> dict[str, Any]:
+        body: dict[str, Any] = {"model": self.model, **payload, "n": n, "max_tokens": params.max_tokens,
                                 "temperature": params.temperature, "top_p": params.top_p, "seed": seed}
         if params.stop:
             body["stop"] = list(params.stop)
-        if params.logprobs:
-            body["logprobs"] = True
+        if params.logprobs:  # chat: a switch; completions: how many alternatives besides the sampled token
+            body["logprobs"] = True if "messages" in payload else 0
         if self.server == "vllm":
-            body["chat_template_kwargs"] = {"enable_thinking": self.thinking}
+            if "messages" in payload:
+                body["chat_template_kwargs"] = {"enable_thinking": self.thinking}
             body["return_token_ids"] = True
             if params.top_k:
                 body["top_k"] = params.top_k
@@ -91,12 +106,15 @@ class OpenAIBackend:
     @staticmethod
     def _completion(choice: dict[str, Any]) -> Completion:
         message = choice.get("message") or {}
-        text = message.get("content") or ""
+        text = (message.get("content") if "message" in choice else choice.get("text")) or ""
         reason = "length" if choice.get("finish_reason") == "length" else "stop"
         logprobs = None
-        content = (choice.get("logprobs") or {}).get("content")
+        answered = choice.get("logprobs") or {}
+        content = answered.get("content")
         if content is not None:
             logprobs = [float(item["logprob"]) for item in content]
+        elif answered.get("token_logprobs") is not None:  # the completions endpoint's shape
+            logprobs = [float(x) for x in answered["token_logprobs"]]
         token_ids = choice.get("token_ids")
         return Completion(text=text, token_ids=list(token_ids) if token_ids is not None else None,
                           finish_reason=reason, logprobs=logprobs)  # type: ignore[arg-type]

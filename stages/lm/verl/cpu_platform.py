@@ -1,14 +1,16 @@
-"""A CPU platform for verl, registered from our code so that verl's real SFT trainer runs in CI without a GPU.
+"""A CPU platform for verl, registered from our code so that verl's real trainers run in CI without a GPU.
 
 Why it is needed (verl reference §8): verl 0.9.1 registers only the ``nvidia``, ``huawei`` and ``amd`` platforms and
 falls back to ``nvidia``; its process-group setup is hard-wired to ``cpu:gloo,cuda:nccl`` plus ``set_device``; and
 its FSDP engine is registered only for the ``cuda``/``npu`` devices. So a CPU run needs three things, none of which
 edits verl: a ``PlatformBase`` subclass named ``cpu`` (selected with ``VERL_PLATFORM=cpu``), the engine lookup
 pointed at the FSDP engine registered for ``cuda`` (``VERL_ENGINE_DEVICE=cuda``), and a plain ``gloo`` process group
-in place of ``verl.utils.distributed.initialize_global_process_group``. ``install()`` does all three; it must run
-before verl's trainer module is imported, which is why the launcher calls it first.
+in place of ``verl.utils.distributed.initialize_global_process_group`` (torchrun's SFT trainer) and of
+``initialize_global_process_group_ray`` (the PPO actor worker that pi-distill's CPU tests drive). ``install()`` does
+all of it; it must run before verl's trainer or worker modules are imported, which is why the launchers call it
+first.
 
-This path tests data format, overrides, checkpointing, resume and the merger, not any GPU kernel.
+This path tests data format, overrides, losses, checkpointing, resume and the merger, not any GPU kernel.
 """
 
 from __future__ import annotations
@@ -164,11 +166,24 @@ def _gloo_process_group(timeout_second: int = 36000) -> tuple[int, int, int]:
     return int(os.environ["LOCAL_RANK"]), int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
 
 
+def _gloo_process_group_ray(timeout_second: int | None = None, backend: str | None = None) -> None:
+    """What ``initialize_global_process_group_ray`` does (rank and world size from the environment), with gloo."""
+    from datetime import timedelta
+
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        timeout = timedelta(seconds=timeout_second) if timeout_second is not None else None
+        dist.init_process_group(backend="gloo", rank=int(os.environ.get("RANK", 0)),
+                                world_size=int(os.environ.get("WORLD_SIZE", 1)), timeout=timeout)
+
+
 def install() -> None:
-    """Register and select the CPU platform and the gloo process group. Call before importing verl's trainer."""
+    """Register and select the CPU platform and the gloo process groups. Call before importing verl's trainer."""
     os.environ["VERL_PLATFORM"] = PLATFORM_NAME
     os.environ["VERL_ENGINE_DEVICE"] = "cuda"
     _platform_class()
     import verl.utils.distributed as verl_distributed
 
     verl_distributed.initialize_global_process_group = _gloo_process_group
+    verl_distributed.initialize_global_process_group_ray = _gloo_process_group_ray

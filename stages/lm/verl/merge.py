@@ -1,10 +1,11 @@
-"""The final verl checkpoint as a Hugging Face folder, through verl's own model merger (verl reference §2.7).
+"""A verl checkpoint as a Hugging Face folder, through verl's own model merger (verl reference §2.7).
 
 Why the merger and a fold: the merger gathers the per-rank FSDP shards on the CPU and writes bf16 safetensors with
 the tokenizer and chat template the checkpoint carries, which every later stage loads. With LoRA it writes the base
 weights and the adapter separately (verl #4553, not folded); downstream stages want one plain model, so the adapter
-is folded into the weights here with peft and kept beside the model (``lora_adapter/`` in the run folder). The
+is folded into the weights here with peft and kept beside the model (``lora_adapter/`` next to ``dest``). The
 result is built in a hidden sibling folder and renamed into place, so a half-merged model never looks finished.
+SFT checkpoints are merged from ``global_step_N/``, PPO ones (grpo-trainer, pi-distill) from ``global_step_N/actor``.
 """
 
 from __future__ import annotations
@@ -14,11 +15,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-from stages.sft_trainer.launcher import child_environment, log_tail
+from stages.lm.launch.process_group import log_tail
+from stages.lm.launch.torchrun import child_environment
+from stages.lm.verl.checkpoints import step_dir
 
 
-def merge_command(step_dir: Path, target: Path) -> list[str]:
-    return [sys.executable, "-m", "verl.model_merger", "merge", "--backend", "fsdp", "--local_dir", str(step_dir),
+def merge_command(folder: Path, target: Path) -> list[str]:
+    return [sys.executable, "-m", "verl.model_merger", "merge", "--backend", "fsdp", "--local_dir", str(folder),
             "--target_dir", str(target)]
 
 
@@ -33,15 +36,16 @@ def fold_lora(model_dir: Path, adapter_dir: Path) -> None:
     merged.to(torch.bfloat16).save_pretrained(str(model_dir))
 
 
-def merge_checkpoint(step_dir: Path, dest: Path, log_path: Path) -> Path:
-    """Write the model of ``step_dir`` to ``dest`` as a Hugging Face folder; raise with the merger's log on failure."""
+def merge_checkpoint(folder: Path, dest: Path, log_path: Path) -> Path:
+    """Write the model of checkpoint ``folder`` to ``dest`` as a Hugging Face folder; raise with the merger's log."""
     tmp = dest.with_name(f".{dest.name}.merging")
     shutil.rmtree(tmp, ignore_errors=True)
+    log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("ab") as log:
-        code = subprocess.run(merge_command(step_dir, tmp), stdout=log, stderr=subprocess.STDOUT,
+        code = subprocess.run(merge_command(folder, tmp), stdout=log, stderr=subprocess.STDOUT,
                               env=child_environment({}), check=False).returncode
     if code != 0 or not (tmp / "config.json").is_file():
-        raise RuntimeError(f"verl's model merger failed (exit {code}) on {step_dir}; log {log_path}:\n"
+        raise RuntimeError(f"verl's model merger failed (exit {code}) on {folder}; log {log_path}:\n"
                            f"{log_tail(log_path)}")
     adapter = tmp / "lora_adapter"
     if adapter.is_dir():
@@ -53,3 +57,8 @@ def merge_checkpoint(step_dir: Path, dest: Path, log_path: Path) -> Path:
         shutil.rmtree(dest)
     tmp.replace(dest)
     return dest
+
+
+def merge_actor(checkpoint_root: Path, step: int, dest: Path, log_path: Path) -> Path:
+    """The actor of a PPO-family checkpoint (grpo-trainer, pi-distill): ``global_step_N/actor``."""
+    return merge_checkpoint(step_dir(checkpoint_root, step) / "actor", dest, log_path)

@@ -1,0 +1,217 @@
+"""The verl paths on one GPU: GRPO with vLLM rollouts (stop on SIGUSR2, resume, export, evaluator loads the model)
+and SFT on verl beside the native engine, through the stages' own CLIs. Results as JSON under --out.
+
+Why one driver with steps: a device call is limited to minutes and the machine stays warm only briefly between
+calls, so the work is cut into steps that each finish within one call and leave their state in --work:
+  prepare   random-init Qwen3 at the 1.7B shape with the real tokenizer (bench/gpu/make_model.py)
+  hf        HF `generate` tokens/s on the same card (bench/bench_hf_generate.py), the rollout baseline
+  grpo      grpo-trainer engine verl: run until verl saved step --stop-at, send SIGUSR2 (expect exit 75), rerun
+            (expect exit 0 after resuming), then the evaluator's target suite on the exported model
+  sft       sft-trainer engine native and engine verl on the same rows: first-step loss, tokens/s, memory
+Every step writes <out>/<step>.json (and the logs it read) even when the stage under test fails.
+Usage (after bench/gpu/install.sh): PYTHONPATH=/tmp/site:SRC python bench/gpu/verl_paths.py STEP --data DIR ...
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def write(out: Path, name: str, payload: dict) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{name}.json").write_text(json.dumps(payload, indent=1, default=str))
+    print(json.dumps(payload, default=str)[:3000], flush=True)
+
+
+def manifest(stage: str, run_id: str, inputs: dict, params: dict, out_dir: Path, engine: str, gpus: int = 1) -> dict:
+    return {"schema": "forgetting-llms/manifest/v1", "stage": stage, "run_id": run_id,
+            "spec": {"inputs": {k: {"uri": str(v[0]), "kind": v[1]} for k, v in inputs.items()}, "params": params,
+                     "output_dir": str(out_dir), "resources": {"gpus_per_node": gpus, "cpus_per_task": 8},
+                     "runtime": {"seed": 0, "engine": engine}}}
+
+
+def stage_cmd(module: str, path: Path) -> list[str]:
+    return [sys.executable, "-m", f"stages.{module}.cli", "--manifest", str(path)]
+
+
+def run_stage(module: str, m: dict, work: Path, log: Path, stop_when=None, timeout: float = 540) -> dict:
+    """Run one stage; with stop_when(m), send SIGUSR2 to the stage once it holds. Returns rc, seconds, record."""
+    path = work / f"{m['run_id']}.json"
+    path.write_text(json.dumps(m))
+    t0 = time.time()
+    with log.open("a") as fh:
+        proc = subprocess.Popen(stage_cmd(module, path), stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
+        signalled = None
+        while proc.poll() is None:
+            if time.time() - t0 > timeout:
+                os.killpg(proc.pid, signal.SIGKILL)
+                break
+            if stop_when and signalled is None and stop_when():
+                signalled = time.time() - t0
+                proc.send_signal(signal.SIGUSR2)
+            time.sleep(2)
+        rc = proc.wait()
+    record = Path(m["spec"]["output_dir"]) / "manifest.json"
+    rec = json.loads(record.read_text()) if record.exists() else {}
+    return {"rc": rc, "seconds": round(time.time() - t0, 1), "signalled_at_s": signalled,
+            "status": rec.get("status"), "summary": rec.get("summary"), "outputs": rec.get("outputs")}
+
+
+def tracker(out_dir: Path) -> int:
+    for f in out_dir.rglob("latest_checkpointed_iteration.txt"):
+        try:
+            return int(f.read_text().strip() or 0)
+        except ValueError:
+            return 0
+    return 0
+
+
+def verl_metrics(out_dir: Path) -> list[dict]:
+    rows = []
+    for f in sorted(out_dir.rglob("metrics-attempt-*.jsonl")):
+        for line in f.read_text().splitlines():
+            try:
+                rows.append({"file": f.name, **json.loads(line)})
+            except json.JSONDecodeError:
+                pass
+    return rows
+
+
+def rollout_rate(rows: list[dict], sequences: int) -> list[dict]:
+    """Generated tokens per second of vLLM per step: mean response length x sequences / the step's gen time."""
+    out = []
+    for r in rows:
+        d = r.get("data", r)
+        gen, length = d.get("timing_s/gen"), d.get("response_length/mean")
+        if gen and length:
+            out.append({"step": r.get("step"), "gen_s": gen, "mean_response_tokens": length,
+                        "rollout_tokens_per_s": round(length * sequences / gen, 1),
+                        "step_s": d.get("timing_s/step"), "throughput": d.get("perf/throughput"),
+                        "max_mem_gb": d.get("perf/max_memory_allocated_gb")})
+    return out
+
+
+def step_prepare(a) -> dict:
+    cmd = [sys.executable, str(HERE / "make_model.py"), "--shape", a.shape, "--tokenizer", str(a.tokenizer),
+           "--out", str(a.work / "model")]
+    p = subprocess.run(cmd, capture_output=True, text=True)
+    return {"rc": p.returncode, "out": p.stdout[-2000:], "err": p.stderr[-3000:]}
+
+
+def step_hf(a) -> dict:
+    cmd = [sys.executable, str(HERE.parent / "bench_hf_generate.py"), "--out", str(a.out / "hf"),
+           "--batches", str(a.prompts_per_step * a.group_size), "--new-tokens", str(a.new_tokens)]
+    p = subprocess.run(cmd, capture_output=True, text=True)
+    return {"rc": p.returncode, "out": p.stdout[-3000:], "err": p.stderr[-3000:]}
+
+
+def grpo_manifest(a) -> dict:
+    params = {"group_size": a.group_size, "prompts_per_step": a.prompts_per_step, "mini_batch_size": a.prompts_per_step,
+              "micro_batch_size_per_gpu": 8, "max_steps": a.steps, "max_prompt_length": 512,
+              "sampling": {"max_new_tokens": a.new_tokens}, "save_every_steps": 1,
+              "drop_zero_variance_groups": False, "precision": {"bf16": True},
+              "verl": {"rollout_gpu_memory_utilization": 0.4, "log_prob_micro_batch_size_per_gpu": 16}}
+    inputs = {"model": (a.work / "model", "hf_model"), "prompts": (a.data / "prompts" / "gsm8k.parquet", "rl_prompts")}
+    return manifest("grpo-trainer", "gpu.grpo.verl", inputs, params, a.work / "grpo", "verl")
+
+
+def step_grpo(a) -> dict:
+    m = grpo_manifest(a)
+    out_dir = Path(m["spec"]["output_dir"])
+    log = a.out / "grpo.log"
+    result: dict = {"card": card(), "params": m["spec"]["params"]}
+    if a.phase in ("all", "first"):
+        result["first"] = run_stage("grpo_trainer", m, a.work, log, stop_when=lambda: tracker(out_dir) >= a.stop_at,
+                                    timeout=a.timeout)
+        result["tracker_after_stop"] = tracker(out_dir)
+    if a.phase in ("all", "resume"):
+        result["resume"] = run_stage("grpo_trainer", m, a.work, log, timeout=a.timeout)
+        result["tracker_after_resume"] = tracker(out_dir)
+    rows = verl_metrics(out_dir)
+    result["rollout"] = rollout_rate(rows, a.prompts_per_step * a.group_size)
+    result["metrics_keys"] = sorted({k for r in rows for k in (r.get("data") or {})})[:400]
+    shutil.copytree(out_dir / "verl", a.out / "grpo-verl", dirs_exist_ok=True,
+                    ignore=shutil.ignore_patterns("*.pt", "*.safetensors", "*.bin")) if (out_dir / "verl").exists() else None
+    return result
+
+
+def step_evaluate(a) -> dict:
+    model = a.work / "grpo" / "model"
+    rec = a.work / "grpo" / "manifest.json"
+    if rec.exists():
+        outs = json.loads(rec.read_text()).get("outputs") or {}
+        if "model" in outs:
+            model = Path(outs["model"]["uri"])
+    params = {"suite": "target", "target_env_id": "eval:MATH500", "target_limit": 8, "target_samples": 1,
+              "greedy": {"temperature": 0.0, "max_new_tokens": 64}, "batch_size": 8}
+    inputs = {"model": (model, "hf_model"), "target_data": (a.data / "datasets" / "math-eval", "gem_dataset")}
+    m = manifest("evaluator", "gpu.evaluator.grpo-export", inputs, params, a.work / "eval", "hf")
+    return {"model": str(model), **run_stage("evaluator", m, a.work, a.out / "evaluator.log", timeout=a.timeout)}
+
+
+def sft_manifest(a, engine: str) -> dict:
+    params = {"max_steps": a.sft_steps, "global_batch_size": 32, "micro_batch_tokens": 8192, "max_length": 1024,
+              "val_fraction": 0.0, "save_every_steps": 1000, "precision": {"bf16": True},
+              "optim": {"lr": 1e-5, "warmup_ratio": 0.0}}
+    inputs = {"model": (a.work / "model", "hf_model"), "data": (a.data / "sft" / "gsm8k.parquet", "sft_data")}
+    return manifest("sft-trainer", f"gpu.sft.{engine}", inputs, params, a.work / f"sft-{engine}", engine)
+
+
+def step_sft(a) -> dict:
+    result: dict = {"card": card()}
+    for engine in a.engines.split(","):
+        m = sft_manifest(a, engine)
+        r = run_stage("sft_trainer", m, a.work, a.out / f"sft-{engine}.log", timeout=a.timeout)
+        metrics = Path(m["spec"]["output_dir"]) / "metrics.jsonl"
+        r["metrics"] = [json.loads(x) for x in metrics.read_text().splitlines()] if metrics.exists() else []
+        result[engine] = r
+    return result
+
+
+def card() -> str:
+    try:
+        import torch
+        return torch.cuda.get_device_name(0)
+    except Exception as exc:  # noqa: BLE001 - reported, not fatal
+        return f"unknown ({exc})"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("step", choices=["prepare", "hf", "grpo", "evaluate", "sft"])
+    ap.add_argument("--work", type=Path, default=Path("/tmp/gpu-work"))
+    ap.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", "bench/results/gpu")))
+    ap.add_argument("--data", type=Path, help="folder with prompts/, sft/, datasets/ (bench data)")
+    ap.add_argument("--tokenizer", type=Path)
+    ap.add_argument("--shape", default="1.7B")
+    ap.add_argument("--group-size", type=int, default=8)
+    ap.add_argument("--prompts-per-step", type=int, default=16)
+    ap.add_argument("--new-tokens", type=int, default=256)
+    ap.add_argument("--steps", type=int, default=4)
+    ap.add_argument("--stop-at", type=int, default=2)
+    ap.add_argument("--phase", choices=["all", "first", "resume"], default="all")
+    ap.add_argument("--sft-steps", type=int, default=12)
+    ap.add_argument("--engines", default="native,verl")
+    ap.add_argument("--timeout", type=float, default=500)
+    a = ap.parse_args()
+    a.work.mkdir(parents=True, exist_ok=True)
+    name = a.step if a.step != "grpo" or a.phase == "all" else f"grpo-{a.phase}"
+    try:
+        payload = globals()[f"step_{a.step}"](a)
+    except Exception as exc:  # noqa: BLE001 - the record says what broke
+        payload = {"error": repr(exc)}
+    write(a.out, name, payload)
+
+
+if __name__ == "__main__":
+    main()
