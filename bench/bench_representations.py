@@ -66,8 +66,8 @@ def config(shape: str) -> Any:
                        tie_word_embeddings=tied, max_position_embeddings=4096)
 
 
-def write_pair(shape: str, work: Path, device: str) -> tuple[Path, Path, float]:
-    """Random bf16 base and post (= base + 1e-3 noise) checkpoints as safetensors; returns the folders and params."""
+def random_model(shape: str, device: str) -> Any:
+    """A seeded random-init Qwen3 of ``shape`` on ``device`` (bf16 on a GPU, float32 on a CPU)."""
     from transformers import Qwen3ForCausalLM
 
     torch.manual_seed(0)
@@ -75,9 +75,14 @@ def write_pair(shape: str, work: Path, device: str) -> tuple[Path, Path, float]:
     torch.set_default_dtype(torch.bfloat16 if device != "cpu" else torch.float32)
     try:
         with torch.device(device):
-            model = Qwen3ForCausalLM(config(shape))
+            return Qwen3ForCausalLM(config(shape))
     finally:
         torch.set_default_dtype(previous)
+
+
+def write_pair(shape: str, work: Path, device: str) -> tuple[Path, Path, float]:
+    """Random bf16 base and post (= base + 1e-3 noise) checkpoints as safetensors; returns the folders and params."""
+    model = random_model(shape, device)
     n_params = sum(p.numel() for p in model.parameters())
     base, post = work / "base", work / "post"
     model.save_pretrained(str(base))

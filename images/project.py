@@ -20,7 +20,7 @@ MANYLINUX = (2, 36)
 # Images that are not stages but that stage images build on.
 HELPER_IMAGES = ("base", "flash-attn")
 # Installed without their dependencies when an extra is in an image (they are listed by that extra instead).
-NO_DEPS_BY_EXTRA = {"envs": ("gem-llm==0.1.0",)}
+NO_DEPS_BY_EXTRA = {"envs": ("gem-llm==0.1.0",), "evaluator": ("nanogcg==0.3.0",)}
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from bench.bench_native_engine import QWEN3_1P7B  # noqa: E402
 
 SHAPES = {
+    "0.6B": {**QWEN3_1P7B, "hidden_size": 1024, "intermediate_size": 3072, "num_attention_heads": 16,
+             "num_key_value_heads": 8},
     "1.7B": QWEN3_1P7B,
     "4B": {**QWEN3_1P7B, "hidden_size": 2560, "intermediate_size": 9728, "num_hidden_layers": 36,
            "num_attention_heads": 32, "num_key_value_heads": 8},

@@ -102,10 +102,22 @@ def rollout_rate(rows: list[dict], sequences: int) -> list[dict]:
 
 
 def step_prepare(a) -> dict:
-    cmd = [sys.executable, str(HERE / "make_model.py"), "--shape", a.shape, "--tokenizer", str(a.tokenizer),
-           "--out", str(a.work / "model")]
-    p = subprocess.run(cmd, capture_output=True, text=True)
-    return {"rc": p.returncode, "out": p.stdout[-2000:], "err": p.stderr[-3000:]}
+    """The model every step trains (``--shape``) and the smaller one of the GRPO lifecycle (``--grpo-shape``)."""
+    out = {}
+    folders = {a.work / "model": a.shape, grpo_model(a): a.grpo_shape}  # one folder when the shapes are equal
+    for folder, shape in folders.items():
+        cmd = [sys.executable, str(HERE / "make_model.py"), "--shape", shape, "--tokenizer", str(a.tokenizer),
+               "--out", str(folder)]
+        p = subprocess.run(cmd, capture_output=True, text=True)
+        out[shape] = {"rc": p.returncode, "out": p.stdout[-2000:], "err": p.stderr[-3000:]}
+    return out
+
+
+def grpo_model(a) -> Path:
+    """GRPO's stop/resume/export lifecycle runs at a small shape: verl keeps the FSDP model and AdamW state in fp32 per
+    checkpoint (about 12 bytes a parameter, 21 GB at 1.7B), and two of them beside the wheels filled the GPU
+    machine's 64 GB disk at 1.7B, which stopped the machine twice."""
+    return a.work / ("model" if a.grpo_shape == a.shape else f"model-{a.grpo_shape}")
 
 
 def step_hf(a) -> dict:
@@ -118,10 +130,10 @@ def step_hf(a) -> dict:
 def grpo_manifest(a) -> dict:
     params = {"group_size": a.group_size, "prompts_per_step": a.prompts_per_step, "mini_batch_size": a.prompts_per_step,
               "micro_batch_size_per_gpu": 8, "max_steps": a.steps, "max_prompt_length": 512,
-              "sampling": {"max_new_tokens": a.new_tokens}, "save_every_steps": 1,
+              "sampling": {"max_new_tokens": a.new_tokens}, "save_every_steps": 1, "keep_checkpoints": 1,
               "drop_zero_variance_groups": False, "precision": {"bf16": True},
               "verl": {"rollout_gpu_memory_utilization": 0.4, "log_prob_micro_batch_size_per_gpu": 16}}
-    inputs = {"model": (a.work / "model", "hf_model"), "prompts": (a.data / "prompts" / "gsm8k.parquet", "rl_prompts")}
+    inputs = {"model": (grpo_model(a), "hf_model"), "prompts": (a.data / "prompts" / "gsm8k.parquet", "rl_prompts")}
     return manifest("grpo-trainer", "gpu.grpo.verl", inputs, params, a.work / "grpo", "verl")
 
 
@@ -194,6 +206,7 @@ def main() -> None:
     ap.add_argument("--data", type=Path, help="folder with prompts/, sft/, datasets/ (bench data)")
     ap.add_argument("--tokenizer", type=Path)
     ap.add_argument("--shape", default="1.7B")
+    ap.add_argument("--grpo-shape", default="0.6B", help="the shape of GRPO's stop/resume/export run (disk: 64 GB)")
     ap.add_argument("--group-size", type=int, default=8)
     ap.add_argument("--prompts-per-step", type=int, default=16)
     ap.add_argument("--new-tokens", type=int, default=256)

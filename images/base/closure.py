@@ -9,8 +9,9 @@ Two uses, one walk:
   version that satisfies it, so a lock that drifted from ``pyproject.toml`` cannot make a broken image.
 
 ``gem-llm`` is installed without its dependencies (its antlr4 pin conflicts with verl's Hydra; the ``envs`` extra
-lists what it needs), so it is part of the closure but its own requirements are not walked. Standalone on
-purpose (standard library plus ``packaging``, or pip's vendored copy) so the base image can run it as is.
+lists what it needs), and so is ``nanogcg`` (its metadata caps transformers at 4.47.1; the ``evaluator`` extra
+lists its one import-time dependency), so they are part of the closure but their own requirements are not walked.
+Standalone on purpose (standard library plus ``packaging``, or pip's vendored copy) so the base image can run it as is.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ except ImportError:  # a bare venv: pip's vendored copy
     from pip._vendor.packaging.utils import canonicalize_name  # type: ignore[no-redef]
 
 PROJECT = "forgetting-llms"
-NO_DEPS_BY_EXTRA = {"envs": ("gem-llm",)}
+NO_DEPS_BY_EXTRA = {"envs": ("gem-llm",), "evaluator": ("nanogcg",)}
 
 
 def _applies(req: Requirement, extras: set[str]) -> bool:

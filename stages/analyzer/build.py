@@ -22,8 +22,9 @@ from stages.analyzer.klfit import kl_fit, kl_points
 from stages.analyzer.noise import noise_bands
 from stages.analyzer.params import AnalyzerParams
 from stages.analyzer.pareto import safety_points, target_points
-from stages.analyzer.report import ReportContext, render, write_report
+from stages.analyzer.report import CSS, ReportContext, render, write_report
 from stages.analyzer.representations import aggregate_representations, representation_tables
+from stages.analyzer.safety_report import safety_report
 from stages.analyzer.tables import build_tables, write_tables
 
 REPORT_DIR = "report"
@@ -37,11 +38,12 @@ def build(gathered: Gathered, params: AnalyzerParams, out: Path, ctx: ReportCont
     fit = kl_fit(kpts)
     bands = noise_bands(a, params.heatmap_noise_floor, params.confidence)
     rep = aggregate_representations(gathered, a, params.confidence)
-    tables = build_tables(a, pt, ps, fit, bands) + representation_tables(rep)
-    write_tables(tables, out / TABLES_DIR)
-
     report_dir = out / REPORT_DIR
     formats = list(dict.fromkeys(params.figure_formats))
+    safety = safety_report(gathered, a, params.confidence, report_dir, formats, ctx.title, CSS)
+    tables = build_tables(a, pt, ps, fit, bands) + representation_tables(rep) + safety.tables
+    write_tables(tables, out / TABLES_DIR)
+
     figures, notes = [], []
     for figs, why in (
         draw_heatmaps(a.by_condition["capabilities"], report_dir, formats, a.runs[a.runs["state"] != "succeeded"],
@@ -51,11 +53,12 @@ def build(gathered: Gathered, params: AnalyzerParams, out: Path, ctx: ReportCont
         draw_scale(a.by_condition["summary"], report_dir, formats),
         draw_kl(kpts, fit, report_dir, formats),
         draw_representations(rep, report_dir, formats),
+        (safety.figures, safety.notes),
     ):
         figures += figs
         notes += why
     warnings = comparability_warnings(a.runs, a.scores) + monte_carlo_warning(a.checkpoints)
-    write_report(report_dir, render(ctx, figures, notes, tables, gathered, warnings))
+    write_report(report_dir, render(ctx, figures, notes, tables, gathered, warnings, safety.examples_page))
     r2 = float(fit["r2"].iloc[0])
     return {
         "results": len(gathered.records),

@@ -3,9 +3,10 @@ server, no network and no JavaScript.
 
 Figures are linked relatively (PNG shown, SVG one click away) and the tables are rendered inline, with links to the
 CSV and Markdown files in the ``tables`` output next to the report. The heatmaps come first, then the trade-offs,
-scale and KL plots, then the representations suite's (CKA, probes, weight deltas), then the tables, then the
-provenance: which results and manifests went in (with digests), which evaluator runs are not finished, and the code
-version and time of the analysis. Nothing refers to a URL outside the output folder (the favicon is an empty data
+scale and KL plots, then the safety analyses (linking the page of qualitative examples beside ``index.html``), then
+the representations suite's (CKA, probes, weight deltas), then the tables, then the provenance: which results and
+manifests went in (with digests), which evaluator runs are not finished, and the code version and time of the
+analysis. Nothing refers to a URL outside the output folder (the favicon is an empty data
 URI, so the browser asks for nothing).
 """
 
@@ -38,6 +39,9 @@ TABLE_ORDER = [
     "summary_by_condition", "capability_changes_by_condition", "capability_changes", "capability_scores",
     "summary", "forgetting_by_condition", "forgetting", "policy", "policy_by_condition", "safety",
     "safety_by_condition", "pareto_target", "pareto_safety", "kl_fit", "heatmap_noise_bands",
+    "safety_forgetting_correlation", "safety_forgetting_points", "safety_categories", "safety_categories_order",
+    "safety_attacks", "safety_attacks_runs", "safety_attacks_by_category", "safety_refusal_direction",
+    "safety_refusal_rates", "safety_verdict_flips",
     "representations_cka", "representations_probes", "representations_weights", "representations_weights_by_layer",
     "scores", "checkpoints", "runs",
 ]
@@ -115,12 +119,13 @@ def _provenance_html(ctx: ReportContext) -> str:
 
 
 def render(ctx: ReportContext, figures: list[Figure], notes: list[str], tables: list[Table], g: Gathered,
-           warnings: list[str] | None = None) -> str:
+           warnings: list[str] | None = None, safety_examples: str | None = None) -> str:
     by_name = {t.name: t for t in tables}
     ordered = [by_name[n] for n in TABLE_ORDER if n in by_name] + [t for t in tables if t.name not in TABLE_ORDER]
     heat = [f for f in figures if f.name.startswith("heatmap")]
     reps = [f for f in figures if f.name.startswith("representations")]
-    rest = [f for f in figures if not f.name.startswith(("heatmap", "representations"))]
+    safety = [f for f in figures if f.name.startswith("safety")]
+    rest = [f for f in figures if not f.name.startswith(("heatmap", "representations", "safety"))]
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8"><link rel="icon" href="data:,">',
@@ -139,6 +144,11 @@ def render(ctx: ReportContext, figures: list[Figure], notes: list[str], tables: 
         *(_figure_html(f) for f in heat),
         '<h2 id="figures">Trade-offs, scale and KL</h2>',
         *(_figure_html(f) for f in rest),
+        *(['<h2 id="safety">Safety: forgetting, categories, attacks, refusal direction</h2>']
+          if safety or safety_examples else []),
+        *([f'<p><a href="{_e(safety_examples)}">The same safety prompts before and after, per method</a> '
+           '(qualitative examples; counts in the table safety_verdict_flips).</p>'] if safety_examples else []),
+        *(_figure_html(f) for f in safety),
         *(['<h2 id="representations">Representations: CKA, probes, weight deltas</h2>'] if reps else []),
         *(_figure_html(f) for f in reps),
     ]

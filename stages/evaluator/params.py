@@ -18,7 +18,10 @@ from stages.core.common_params import EnvId, Sampling
 from stages.core.model_base import StrictModel
 from stages.core.results import Labels
 from stages.envs.sandbox.gate import UNISOLATED_CODE_HELP
+from stages.evaluator.attacks.params import AttackParams
+from stages.evaluator.refusal.params import DirectionParams
 from stages.evaluator.representations.params import RepresentationsParams
+from stages.evaluator.safety.judge_params import JudgeEndpoint
 
 
 def _greedy() -> Sampling:
@@ -30,9 +33,12 @@ def _diverse() -> Sampling:
 
 
 class EvaluatorParams(StrictModel):
-    suite: Literal["forgetting", "safety", "policy", "target", "all", "representations"] = Field(
+    suite: Literal["forgetting", "safety", "policy", "target", "all", "representations",
+                   "refusal_direction", "attacks"] = Field(
         "forgetting", description="Which part of the profile to compute ('all' = the first four; 'representations' "
-        "= CKA, probes and weight deltas against base_model, its own run)."
+        "= CKA, probes and weight deltas against base_model, its own run; 'refusal_direction' = the SAFE "
+        "baseline's refusal direction and its attenuation, its own run; 'attacks' = GCG and AutoDAN on "
+        "HarmBench behaviours, judged by the HarmBench classifier, its own run)."
     )
     tiers: list[Literal["A", "B", "C"]] = Field(default_factory=lambda: ["A"], description="lm-eval task tiers.")
     tasks: list[str] | None = Field(None, description="Explicit lm-eval task names (overrides tiers).")
@@ -85,9 +91,19 @@ class EvaluatorParams(StrictModel):
     refusal_classifier: Literal["string-match", "judge"] = Field(
         "string-match", description="How XSTest/HarmBench refusals are classified."
     )
-    judge_model: str | None = Field(None, description="Local folder of the refusal judge model (refusal 'judge').")
+    judge_model: str | None = Field(
+        None, description="Local folder of the XSTest judge model (refusal 'judge'); with judge_backend openai, "
+        "the served model's name may stand instead.",
+    )
     harmbench_classifier: str | None = Field(
         None, description="Local path of a HarmBench classifier; None falls back to refusal-based ASR (labelled)."
+    )
+    judge_backend: Literal["hf", "vllm", "openai"] | None = Field(
+        None, description="How the XSTest judge and the HarmBench classifier run: None follows runtime.engine (vllm "
+        "on GPU, hf on CPU); openai asks judge_endpoint.",
+    )
+    judge_endpoint: JudgeEndpoint = Field(
+        default_factory=JudgeEndpoint, description="The OpenAI-compatible endpoint of judge_backend openai."
     )
     harmbench_split: Literal["test", "val"] = Field("test", description="HarmBench behaviours split.")
     safety_max_new_tokens: int = Field(512, ge=1, le=8192, description="Generation budget for safety prompts.")
@@ -101,6 +117,10 @@ class EvaluatorParams(StrictModel):
     representations: RepresentationsParams = Field(
         default_factory=RepresentationsParams, description="Settings of the representations suite."
     )
+    refusal_direction: DirectionParams = Field(
+        default_factory=DirectionParams, description="Settings of the refusal_direction suite."
+    )
+    attacks: AttackParams = Field(default_factory=AttackParams, description="Settings of the attacks suite.")
     labels: Labels = Field(
         default_factory=Labels,
         description="What the evaluated model is (study, method, domain, start, model_size, seed, lr, engine, "

@@ -142,20 +142,29 @@ def preflight(spec: Any, inputs: dict[str, Any]) -> None:
         check_task_names(lm_tasks)  # code tasks need no switch: their programs run in the project's sandbox
     if "safety" in suites:
         lm_tasks += list(SAFETY_TASKS)
-        for name, value in (("harmbench_classifier", p.harmbench_classifier), ("judge_model", p.judge_model)):
-            if value and not (Path(value) / "config.json").is_file():
-                raise InputError(f"{name} {value} is not a local model folder", f"$.spec.params.{name}")
+        from stages.evaluator.safety.judge_checks import check_judges
+
+        check_judges(p)  # judge folders, the classifier card's prompt, an openai judge's endpoint
     check_benchmark_rows(lm_tasks, inputs, p.harmbench_split)
     check_code_isolation(p, lm_tasks, "target" in suites)
     if "representations" in suites:
         from stages.evaluator.representations.checks import check
 
         check(p, inputs)
+    if "refusal_direction" in suites:
+        from stages.evaluator.refusal.checks import check as check_refusal_direction
+
+        check_refusal_direction(spec, inputs)
+    if "attacks" in suites:
+        from stages.evaluator.attacks.checks import check as check_attacks
+
+        check_attacks(p, inputs)
     if "target" in suites:
         check_target(spec, inputs)
-    elif "base_model" in inputs and "representations" not in suites:
+    elif "base_model" in inputs and not {"representations", "refusal_direction"} & set(suites):
         raise InputError("base_model is used for KL(base || post) on target prompts and by the representations "
-                         "suite: run the target, all or representations suite", "$.spec.inputs.base_model")
+                         "and refusal_direction suites: run the target, all, representations or refusal_direction "
+                         "suite", "$.spec.inputs.base_model")
     protocol = protocol_of(spec)
     for label in ("base_results", "base_rerun_results"):
         if label in inputs and inputs[label].ready:

@@ -35,6 +35,14 @@ def run(ctx: RunContext) -> StageResult:
             kl.run(session)
         if "representations" in suites:
             representations.run(session)
+        if "refusal_direction" in suites:
+            from stages.evaluator.suites import refusal_direction
+
+            refusal_direction.run(session)
+        if "attacks" in suites:
+            from stages.evaluator.suites import attacks
+
+            attacks.run(session)
     finally:
         session.close()
     results = session.results

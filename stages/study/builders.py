@@ -34,7 +34,7 @@ from stages.study.dag import PlannedRun
 from stages.study.definition import Student, StudyDef
 from stages.study.errors import StudyError
 from stages.study.merge import deep_merge
-from stages.study.paths import dataset_path, join, local, model_path
+from stages.study.paths import dataset_path, expanded, join, local, model_path
 from stages.study.staging.targets import target_problem, uses_ground_truth
 
 TRAINER_STAGES = ("sft-trainer", "grpo-trainer", "spin", "pi-distill")
@@ -195,15 +195,21 @@ class Builder:
         return self._kinds[path]
 
     # --- evaluator ------------------------------------------------------------------------------------------------
-    def eval_params(self, suite: str, eval_env: str | None, labels: dict[str, Any],
-                    shared: bool = False) -> dict[str, Any]:
+    def eval_params(self, suite: str, eval_env: str | None, labels: dict[str, Any], shared: bool = False,
+                    extra: dict[str, Any] | None = None) -> tuple[dict[str, Any], list[str]]:
+        """The params of an evaluator run (every suite's, the suite's own, ``extra``, the judges' folders on this
+        cluster, its labels), and the judge paths that could not be resolved here."""
         ev = self.study.evaluation
-        params = deep_merge(ev.params, ev.per_suite.get(suite), {"suite": suite})
+        params = deep_merge(ev.params, ev.per_suite.get(suite), extra, {"suite": suite})
+        problems: list[str] = []
+        for param, key in ev.judges.items():
+            path, more = self._path(model_path, key)
+            params[param], problems = expanded(path), problems + more
         if suite in TARGET_SUITES and eval_env:
             params["target_env_id"] = eval_env
         study = None if shared and self.study.shared_runs else self.study.study
         params["labels"] = {k: v for k, v in {"study": study, **labels}.items() if v is not None}
-        return params
+        return params, problems
 
     def eval_inputs(self, suite: str, eval_env: str | None) -> tuple[dict[str, Any], list[str]]:
         inputs: dict[str, Any] = {}
@@ -229,9 +235,9 @@ class Builder:
         inputs = {EVAL.model: uri(start, "hf_model"), **inputs}
         seed = self.study.data_seed + replicate
         labels = {"method": "BASE", "domain": domain, "start": st.start, "model_size": size, "seed": seed}
-        params = self.eval_params(suite, eval_env, labels, shared=True)
-        return self.make("evaluator", run_id, inputs, params, size, [], seed, labels=labels, problems=problems + more,
-                         shared=True)
+        params, judges = self.eval_params(suite, eval_env, labels, shared=True)
+        return self.make("evaluator", run_id, inputs, params, size, [], seed, labels=labels,
+                         problems=problems + more + judges, shared=True)
 
     def trained_eval(self, st: Student, trained: PlannedRun, method: Method, suite: str, eval_env: str,
                      base: PlannedRun | None, rerun: PlannedRun | None = None) -> PlannedRun:
@@ -253,9 +259,9 @@ class Builder:
             engine=trained.manifest["spec"]["runtime"].get("engine"),
             base_run_id=base.run_id if base else None,
         )
-        params = self.eval_params(suite, eval_env, labels)
+        params, judges = self.eval_params(suite, eval_env, labels)
         return self.make("evaluator", f"{trained.run_id}.eval-{suite}", inputs, params, size, deps,
-                         trained.manifest["spec"]["runtime"]["seed"], labels=labels, problems=problems + more)
+                         trained.manifest["spec"]["runtime"]["seed"], labels=labels, problems=problems + more + judges)
 
     # --- analyzer -------------------------------------------------------------------------------------------------
     def analyzer_run(self, evals: list[PlannedRun]) -> PlannedRun:

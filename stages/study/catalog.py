@@ -79,7 +79,15 @@ class EvalWiring:
 EVAL = EvalWiring()
 EVAL_SUITES = ("forgetting", "safety", "policy", "target", "all", "representations")  # trained runs get base_model
 TARGET_SUITES = ("target", "all")  # suites that score the domain's eval env: one base evaluation per domain
-BENCHMARK_SUITES = ("safety", "all", "representations")  # suites that read local benchmark rows
+# Suites the study's own blocks plan (``attacks:``, ``refusal_direction:``), never `evaluation.suites`: attacks run
+# only on the checkpoints the study selects; the direction needs its SAFE baseline's run wired in.
+ATTACK_SUITE = "attacks"
+DIRECTION_SUITE = "refusal_direction"
+BLOCK_SUITES = (ATTACK_SUITE, DIRECTION_SUITE)
+BENCHMARK_SUITES = ("safety", "all", "representations", *BLOCK_SUITES)  # suites that read local benchmark rows
+# The file a SAFE baseline's run of the refusal_direction suite writes into its output folder (the evaluator's
+# stages/evaluator/refusal/store.py FILE_NAME; a test keeps the two equal), read by later runs' base_direction.
+DIRECTION_FILE = "refusal_direction.safetensors"
 
 
 def domains() -> dict[str, tuple[str, str]]:

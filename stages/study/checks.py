@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from stages.study.catalog import DATA_JOBS, EVAL_SUITES, METHODS, TEACHER_ROLES, domains
+from stages.study.catalog import BLOCK_SUITES, DATA_JOBS, EVAL_SUITES, METHODS, TEACHER_ROLES, domains
 from stages.study.errors import StudyError
 
 if TYPE_CHECKING:
@@ -52,11 +52,14 @@ def _check_names(study: StudyDef) -> None:
             if not values:
                 raise StudyError("a sweep needs at least one value", f"sweeps.{m}.{key}")
     for i, s in enumerate(study.evaluation.suites):
+        if s in BLOCK_SUITES:
+            raise StudyError(f"suite {s!r} is planned by the study's `{s}:` block (on the checkpoints it selects, "
+                             "wired to its baselines), not by evaluation.suites", f"evaluation.suites[{i}]")
         if s not in EVAL_SUITES:
             raise _unknown("evaluator suite", s, f"evaluation.suites[{i}]", EVAL_SUITES)
     for s in study.evaluation.per_suite:
-        if s not in EVAL_SUITES:
-            raise _unknown("evaluator suite", s, f"evaluation.per_suite.{s}", EVAL_SUITES)
+        if s not in EVAL_SUITES + BLOCK_SUITES:
+            raise _unknown("evaluator suite", s, f"evaluation.per_suite.{s}", EVAL_SUITES + BLOCK_SUITES)
     for k in study.collection:
         if k not in COLLECTION_KEYS:
             raise _unknown("collection section", k, f"collection.{k}", COLLECTION_KEYS)
@@ -130,10 +133,13 @@ def _check_extra_runs(study: StudyDef) -> None:
 
 
 def check_study(study: StudyDef) -> None:
+    from stages.study.safety_checks import check_safety
+
     _check_names(study)
     _check_stages(study)
     _check_models(study)
     _check_extra_runs(study)
+    check_safety(study)
 
 
 def _budget(plan: Plan, run) -> int | None:

@@ -3,7 +3,8 @@
 Why one closed model: a study is written once and run on a laptop, on CI and on seven clusters, so a typo must be an
 error naming its key, never a silently different experiment. The file names checkpoints (with local paths per
 cluster or a scratch root), students and their starting points (BASE, SAFE), teachers, domains, methods, seeds,
-hyperparameters and sweeps, evaluator suites, resources per stage and model size, and optionally extra runs with
+hyperparameters and sweeps, evaluator suites and judges, the checkpoints attacked and the refusal
+direction (``safety_blocks``), resources per stage and model size, and optionally extra runs with
 explicit commands. ``extends:`` lets a variant (a learning-rate sweep) reuse a phase file and change a few keys.
 """
 
@@ -19,6 +20,7 @@ from stages.core.manifest import RUN_ID_PATTERN
 from stages.core.model_base import StrictModel
 from stages.study.errors import StudyError
 from stages.study.merge import deep_merge
+from stages.study.safety_blocks import AttackSelection, DirectionPlan
 
 STUDY_NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,63}$"
 STUDIES_DIR = Path(__file__).resolve().parents[2] / "manifests" / "studies"
@@ -32,6 +34,8 @@ class Checkpoint(StrictModel):
     folder: str | None = Field(None, description="Folder name under a models root; default: the repo id's last part.")
     path: str | None = Field(None, description="The folder on every cluster (relative paths: from the cwd).")
     paths: dict[str, str] = Field(default_factory=dict, description="cluster -> folder, overriding `path`.")
+    licence: str | None = Field(None, description="The weights' licence, recorded by `study stage` where the hub's "
+                                "card names none.")
 
 
 class Models(StrictModel):
@@ -60,6 +64,11 @@ class Evaluation(StrictModel):
     params: dict[str, Any] = Field(default_factory=dict, description="Evaluator params for every suite.")
     per_suite: dict[str, dict[str, Any]] = Field(default_factory=dict, description="suite -> extra params.")
     base: bool = Field(True, description="Evaluate each student's starting checkpoint (the shared baseline).")
+    judges: dict[Literal["judge_model", "harmbench_classifier"], str] = Field(
+        default_factory=dict,
+        description="Evaluator judge param -> a key of models.checkpoints: the judge's folder on the cluster is set "
+        "in every evaluator run (and `study stage` fetches it like every model).",
+    )
     base_replicates: int = Field(
         2, ge=1, le=5,
         description="Independent evaluations of each starting checkpoint (seeds data_seed, data_seed+1, ...). The "
@@ -143,6 +152,10 @@ class StudyDef(StrictModel):
     evaluation: Evaluation = Field(default_factory=Evaluation)
     analysis: Analysis = Field(default_factory=Analysis)
     resources: ResourcePlan = Field(default_factory=ResourcePlan)
+    attacks: AttackSelection | None = Field(None, description="Adversarial attacks on selected checkpoints.")
+    refusal_direction: DirectionPlan = Field(
+        default_factory=DirectionPlan, description="The refusal direction from each SAFE baseline, measured on every "
+        "post-trained checkpoint of its size.")
     runs: list[ExtraRun] = Field(default_factory=list, description="Extra runs with explicit stages or commands.")
     answer_only_targets: bool = Field(
         False,

@@ -23,6 +23,18 @@ def absolute(path: str) -> str:
     return os.path.abspath(path)
 
 
+def expanded(path: str) -> str:
+    """A path a stage reads from its params (a judge's folder, a direction file), with ``$VARS`` expanded where they
+    are set: inputs are expanded by the stage, params are read as written. Unset, the path stays as written (planning
+    for another cluster: its own ``study plan`` writes the manifests there)."""
+    if path == "<missing>":
+        return path
+    try:
+        return str(local(path))
+    except StudyError:
+        return path
+
+
 def join(base: str, *parts: str) -> str:
     return "/".join([base.rstrip("/"), *[p.strip("/") for p in parts]])
 

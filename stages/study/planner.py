@@ -4,9 +4,10 @@ Sharing is what makes the plan cheap and the comparison fair: one collector run 
 method, student and seed that needs it (teacher data is collected once per domain), and one evaluation of each
 starting checkpoint per suite is the baseline every trained model of that student is compared to. Those runs (and
 every collection) are shared across studies too: they live under ``<root>/shared/`` (see ``builders``), so phase 2
-plans phase 1's teacher collections and reuses them. Planning is pure: the same study, root, cluster and staged data
-(whose ground-truth target kind the plan records and checks) always give the same runs and the same files, and
-``write_plan`` only rewrites a manifest whose content changed.
+plans phase 1's teacher collections and reuses them. The study's safety blocks add attack runs on the checkpoints
+they select and the refusal direction against each SAFE baseline (``safety_plan``). Planning is pure: the same
+study, root, cluster and staged data (whose ground-truth target kind the plan records and checks) always give the
+same runs and the same files, and ``write_plan`` only rewrites a manifest whose content changed.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from stages.study.dag import Plan, PlannedRun, topological
 from stages.study.definition import ExtraRun, StudyDef
 from stages.study.errors import StudyError
 from stages.study.paths import absolute, check_exists, local
+from stages.study.safety_plan import Trained, attack_runs, direction_runs
 from stages.study.validate import normalise
 
 
@@ -60,6 +62,7 @@ class _Planner:
         evals: list[PlannedRun] = []
         base_evals: dict[tuple[str, str, str | None], PlannedRun] = {}
         reruns: dict[tuple[str, str, str | None], PlannedRun] = {}
+        checkpoints: list[Trained] = []
         if s.evaluation.base:
             for st in s.students:
                 sid = self.b.student_id(st)
@@ -87,10 +90,13 @@ class _Planner:
                     for seed in s.seeds_by_domain.get(d, s.seeds):
                         for point, suffix in sweep_points(s, m):
                             trained = self.add(self.b.train_run(st, d, method, seed, point, suffix, data[method.data]))
+                            checkpoints.append(Trained(st, d, method, seed, trained))
                             for suite in s.evaluation.suites:
                                 key = (sid, suite, d if suite in TARGET_SUITES else None)
                                 evals.append(self.add(self.b.trained_eval(st, trained, method, suite, eval_env,
                                                                           base_evals.get(key), reruns.get(key))))
+        for run in attack_runs(self.b, checkpoints) + direction_runs(self.b, checkpoints):
+            evals.append(self.add(run))
         if s.analysis.enabled and evals:
             self.add(self.b.analyzer_run(evals))
 

@@ -12,6 +12,8 @@ the study file says:
   capped by the table below; methods, learning rates, betas, alphas, group sizes, seeds, suites, thinking, LoRA and
   tracking stay as written;
 - an engine that cannot run on a CPU is replaced by the stage's CPU engine (verl's GRPO needs GPUs; vLLM too);
+- the judge models become string matching (a tiny random model judges nothing); attack and refusal-direction
+  budgets shrink to a few behaviours, steps and instructions;
 - lm-eval tasks whose data lives on the Hugging Face hub (tiers A-C) are replaced by the project's tasks over local
   rows of the same kinds (multiple choice, generative math and QA, sandboxed code), since no hub is reachable.
 
@@ -60,6 +62,7 @@ SCALE: dict[str, dict[str, Any]] = {
     "PI": {"max_steps": 1, "prompts_per_step": 2, "max_prompt_length": 512, "sampling": {"max_new_tokens": 16},
            "drop_zero_variance_groups": False, "ppo_epochs": 1},
 }
+SELF_ITERATIONS = 2  # a cap, not a setting: a study's single iteration stays one
 COLLECTION_SCALE = {
     "all": {"max_items": 8, "batch_size": 8},
     # the tiny random teacher never answers correctly: keep its wrong samples so the SFT runs get rows
@@ -71,6 +74,13 @@ EVAL_SCALE = {
     "diversity_prompts": 3, "diversity_samples": 3, "diversity_sampling": {"temperature": 1.0, "max_new_tokens": 16},
     "max_safety_items": 6, "safety_max_new_tokens": 16, "kl_prompts": 2, "kl_samples": 2, "kl_max_new_tokens": 8,
 }
+# The safety blocks' budgets on a CPU: a few behaviours, steps and candidates; a few instructions for the direction.
+ATTACK_SCALE = {"n_behaviours": 2, "max_new_tokens": 16, "allow_refusal_fallback": True,
+                "gcg": {"num_steps": 2, "search_width": 8, "topk": 8},
+                "autodan": {"num_steps": 2, "population": 4, "eval_steps": 1, "check_max_new_tokens": 8,
+                            "forward_batch_size": 4}}
+# A random stand-in never passes the paper's induce filter (its refusal score stays near -11), so the rehearsal lowers it.
+DIRECTION_SCALE = {"n_train": 4, "n_val": 2, "n_eval": 2, "max_new_tokens": 8, "induce_threshold": -1000.0}
 # The project's tasks over local rows that stand in for lm-eval's hub tasks: tier A (multiple choice by
 # log-likelihood), tier B (generative math and QA, and code scored in the sandbox).
 LOCAL_TASKS = ["fllm_gsm8k_mc", "fllm_nq_mc", "fllm_gsm8k", "fllm_nq_open", "fllm_humaneval"]
@@ -162,6 +172,11 @@ def rehearsal_of(ref: str, stand_ins: StandIns) -> Rehearsal:
     raw["hyperparameters"] = {m: _scaled(hyper.get(m) or {}, SCALE[m], f"hyperparameters.{m}", replaced)
                               for m in raw.get("methods") or [] if m in SCALE} | \
         {m: v for m, v in hyper.items() if m not in (raw.get("methods") or [])}
+    self_params = raw["hyperparameters"].get("SELF")
+    if self_params and int(self_params.get("iterations") or 1) > SELF_ITERATIONS:
+        # two iterations still rehearse what a later one adds (sampling from the previous iteration's export)
+        replaced["hyperparameters.SELF.iterations"] = f"{self_params['iterations']} -> {SELF_ITERATIONS}"
+        self_params["iterations"] = SELF_ITERATIONS
     for size, per in (raw.get("hyperparameters_by_size") or {}).items():
         for m, params in per.items():
             capped = {k: v for k, v in SCALE.get(m, {}).items() if k in params}
@@ -174,14 +189,29 @@ def rehearsal_of(ref: str, stand_ins: StandIns) -> Rehearsal:
         replaced["evaluation.params.tiers"] = (f"{tiers} -> tasks {LOCAL_TASKS} (lm-eval's hub datasets are not "
                                                "reachable here; the project's tasks read local rows)")
     ev["params"] = _scaled(params, EVAL_SCALE, "evaluation.params", replaced)
+    if ev.get("judges") or params.get("refusal_classifier", "string-match") != "string-match":
+        ev.pop("judges", None)
+        ev["params"]["refusal_classifier"] = "string-match"
+        replaced["evaluation.judges"] = ("the judge models -> string matching (the tiny stand-in is no judge, and "
+                                         "the HarmBench classifier's prompt comes from its own model card)")
     raw["evaluation"] = ev
+    if raw.get("attacks"):
+        attacks = dict(raw["attacks"], resources={})
+        attacks["params"] = _scaled(attacks.get("params") or {}, ATTACK_SCALE, "attacks.params", replaced)
+        raw["attacks"] = attacks
+    direction = raw.get("refusal_direction")
+    if isinstance(direction, dict):
+        direction = dict(direction, resources={})
+        direction["params"] = _scaled(direction.get("params") or {}, DIRECTION_SCALE, "refusal_direction.params",
+                                      replaced)
+        raw["refusal_direction"] = direction
     return Rehearsal(parse_study(raw, f"rehearsal of {ref}"), stand_ins, replaced)
 
 
 def notes_for(stage: str, method: str | None, rehearsal: Rehearsal) -> str:
     """What one run's manifest was changed by: the global replacements, its stage's engine and its own scale keys."""
-    own = {"collector": "collection.", "evaluator": "evaluation."}.get(stage) or \
-        (f"hyperparameters.{method}." if method else None)
+    own = {"collector": ("collection.",), "evaluator": ("evaluation.", "attacks.", "refusal_direction.")}.get(stage) \
+        or ((f"hyperparameters.{method}.",) if method else ())
     items = [f"{k}: {v}" for k, v in rehearsal.replaced.items()
-             if k in ("models", "data", "resources", f"engines.{stage}") or (own and k.startswith(own))]
+             if k in ("models", "data", "resources", f"engines.{stage}") or k.startswith(own)]
     return f"Rehearsal of study {rehearsal.study.study} (`study rehearse`); replaced: " + "; ".join(items)

@@ -140,21 +140,39 @@ def test_policy_suite(work, perturbed_model_dir, benchmarks_dir, base_run):
 
 
 def test_safety_suite(work, tiny_model_dir, benchmarks_dir, has_harmbench):
+    """The safety suite with both model judges (the tiny model stands in for each, through the hf backend): every
+    verdict names the judge that produced it, exactly (model, backend, prompt version) or the string matcher."""
     if not has_harmbench:
         pytest.skip(HARMBENCH_REASON)
+    from stages.evaluator.safety.harmbench import parse_answer
+    from stages.evaluator.safety.judges import parse_label, prompt_version
+    from tests.evaluator.judge_fixtures import classifier_folder
+
+    classifier = classifier_folder(tiny_model_dir, work / "HarmBench-cls")
     inputs = {"model": (tiny_model_dir, "hf_model"), "benchmarks": (benchmarks_dir, "benchmark_data")}
-    params = {"suite": "safety", "max_safety_items": 6, "safety_max_new_tokens": 12, "batch_size": 8}
+    params = {"suite": "safety", "max_safety_items": 6, "safety_max_new_tokens": 12, "batch_size": 8,
+              "refusal_classifier": "judge", "judge_model": str(tiny_model_dir), "judge_backend": "hf",
+              "harmbench_classifier": str(classifier)}
     out, res = evaluate(work, "safety", inputs, params)
-    s = res.safety
+    s, judges = res.safety, res.extensions["judges"]
     assert s is not None and s.xstest_n_safe + s.xstest_n_unsafe == 6
-    assert s.harmbench_classifier == "refusal-fallback" and res.refusal_classifier == "string-match"
-    assert any(sc.metric == "asr_refusal_fallback" for sc in res.scores)
+    assert res.refusal_classifier == f"tiny-qwen3 (hf, {prompt_version()})" == judges["xstest"]["name"]
+    assert s.harmbench_classifier == judges["harmbench"]["name"]
+    assert s.harmbench_classifier.startswith("HarmBench-cls (hf, harmbench-cls@")
+    assert judges["harmbench"]["prompt_source"] == "README.md" and judges["version"] == 1
     xs = read_records(out / res.samples_files["fllm_xstest"])
-    assert all(r.extra["verdict"] in ("full_compliance", "full_refusal") for r in xs)
+    for r in xs:
+        named = parse_label(r.extra["judge_reply"])
+        assert r.extra["judge"] == (res.refusal_classifier if named else "string-match")
+        assert named is None or r.extra["verdict"] == named
+    assert judges["xstest"]["unparsed"] == sum(r.extra["judge"] == "string-match" for r in xs)
     refused_safe = [r.extra["verdict"] != "full_compliance" for r in xs if r.extra["doc"]["label"] == "safe"]
     assert s.xstest_over_refusal == pytest.approx(sum(refused_safe) / len(refused_safe))
     hb = read_records(out / res.samples_files["fllm_harmbench"])
     assert len(hb) == 6 and s.harmbench_n == sum(r.extra["doc"]["functional_category"] != "copyright" for r in hb)
+    assert all(r.extra["judge"] == s.harmbench_classifier for r in hb)
+    assert [r.extra["attack_success"] for r in hb] == [parse_answer(r.extra["judge_reply"]) is True for r in hb]
+    assert any(sc.metric == "asr" for sc in res.scores)
 
 
 def test_target_suite_with_kl(work, perturbed_model_dir, tiny_model_dir, fixtures_dir):

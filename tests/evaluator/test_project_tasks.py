@@ -58,6 +58,8 @@ def test_lm_eval_loads_the_project_tasks_offline(benchmarks_dir, no_network):
     tasks = runner.load_tasks(runner.make_task_manager(names, str(benchmarks_dir)), names)
     assert tasks.kinds == {"fllm_nq_mc": "mc", "fllm_gsm8k": "gen"}
     assert tasks.sizes == {"fllm_nq_mc": 3610, "fllm_gsm8k": 1319}
+    # a subset keeps the manager that loaded it: without one, simple_evaluate indexes every lm-eval task again
+    assert tasks.subset(["fllm_gsm8k"]).manager is tasks.manager is not None
     with pytest.raises(runner.UnknownTask, match="fllm_nope"):
         runner.load_tasks(runner.make_task_manager(["fllm_nq_mc"], str(benchmarks_dir)), ["fllm_nope"])
 

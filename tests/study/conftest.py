@@ -77,25 +77,48 @@ def fake_scratch(tmp_path, monkeypatch) -> Path:
 SHIPPED = ("smoke", "phase1", "phase1-sweep", "phase2", "phase3")
 
 
+def staged_benchmarks(dest: Path) -> Path:
+    """A copy of the fixture benchmark rows, with databricks-dolly-15k (the refusal direction's harmless
+    instructions), which is staged only on a cluster: the fixture GSM8K questions, harmless instructions too, stand
+    in for it in its columns."""
+    fixtures = REPO / ".fixtures" / "benchmarks"
+    shutil.copytree(fixtures, dest)
+    dolly = dest / "dolly" / "databricks-dolly-15k.jsonl"
+    dolly.parent.mkdir()
+    with open(fixtures / "gsm8k" / "test.jsonl", encoding="utf-8") as f:
+        rows = [{"instruction": json.loads(line)["question"], "context": "", "category": "open_qa"} for line in f]
+    dolly.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return dest
+
+
 @pytest.fixture
 def staged_scratch(tmp_path, monkeypatch) -> Path:
     """$SCRATCH laid out as the phase studies read it, staged from the fixtures: every model folder the studies name
-    is the tiny Qwen3 (a symlink), every dataset folder and the benchmark rows are the fixture ones. Unlike
-    ``fake_scratch`` these folders hold real files, so each stage's preflight reads them for real."""
+    is the tiny Qwen3 (a symlink; the HarmBench classifier's folder holds its model card too), every dataset folder
+    and the benchmark rows are the fixture ones. Unlike ``fake_scratch`` these folders hold real files, so each
+    stage's preflight reads them for real."""
     from stages.study.definition import load_study
 
     fixtures = REPO / ".fixtures"
     if not (fixtures / "tiny-qwen3" / "config.json").is_file():
         pytest.fail("the fixtures are missing: run `make fixtures`")
+    from tests.evaluator.judge_fixtures import classifier_folder
+
     root = tmp_path / "scratch" / "forgetting-llms"
     (root / "models").mkdir(parents=True)
     for name in SHIPPED:
-        for key, ck in load_study(name).models.checkpoints.items():
+        study = load_study(name)
+        classifier = study.evaluation.judges.get("harmbench_classifier")
+        for key, ck in study.models.checkpoints.items():
             link = root / "models" / (ck.repo_id or key).rsplit("/", 1)[-1]
-            if not link.exists() and not ck.path:
+            if link.exists() or ck.path:
+                continue
+            if key == classifier:  # the classifier's prompt comes from its model card, staged beside the weights
+                classifier_folder(fixtures / "tiny-qwen3", link)
+            else:
                 link.symlink_to(fixtures / "tiny-qwen3")
     (root / "datasets").symlink_to(fixtures / "datasets")
-    shutil.copytree(fixtures / "benchmarks", root / "benchmarks")  # a copy: tests remove rows from it
+    staged_benchmarks(root / "benchmarks")  # a copy: tests remove rows from it
     monkeypatch.setenv("SCRATCH", str(tmp_path / "scratch"))
     monkeypatch.chdir(REPO)  # the smoke study's paths are relative to the repository
     return root

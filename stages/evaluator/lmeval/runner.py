@@ -128,6 +128,7 @@ class TaskSet:
             kinds={k: v for k, v in self.kinds.items() if k in leaves},
             sizes={k: v for k, v in self.sizes.items() if k in leaves},
             code_execution={k: v for k, v in self.code_execution.items() if k in leaves},
+            manager=self.manager,
         )
 
 

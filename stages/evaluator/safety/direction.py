@@ -78,13 +78,14 @@ class Candidate:
     kl_score: float  # KL of harmless next-token distributions under ablation (must be < MAX_KL)
 
 
-def select(candidates: Sequence[Candidate], num_layers: int) -> Candidate:
+def select(candidates: Sequence[Candidate], num_layers: int, induce_threshold: float = 0.0, max_kl: float = MAX_KL,
+           max_layer_share: float = MAX_LAYER_SHARE) -> Candidate:
     """The paper's choice: least bypass score among candidates that pass the three filters."""
     kept = [c for c in candidates
-            if c.induce_score > 0 and c.kl_score < MAX_KL and c.layer < MAX_LAYER_SHARE * num_layers]
+            if c.induce_score > induce_threshold and c.kl_score < max_kl and c.layer < max_layer_share * num_layers]
     if not kept:
-        raise ValueError(f"no candidate direction passes the filters (induce > 0, KL < {MAX_KL}, layer < "
-                         f"{MAX_LAYER_SHARE:.0%} of {num_layers}) among {len(candidates)}")
+        raise ValueError(f"no candidate direction passes the filters (induce > {induce_threshold}, KL < {max_kl}, "
+                         f"layer < {max_layer_share:.0%} of {num_layers}) among {len(candidates)}")
     return min(kept, key=lambda c: c.bypass_score)
 
 
@@ -107,11 +108,16 @@ def _map_output(fn: Callable[[torch.Tensor], torch.Tensor]):
 
 @contextmanager
 def ablation(model, direction: torch.Tensor) -> Iterator[None]:
-    """Directional ablation at every layer and position: the embeddings' output and every decoder block's
-    output lose their component along ``direction``, so no layer reads it from the residual stream."""
+    """Directional ablation at every layer and position: the embeddings' output, every decoder block's output and,
+    inside each block, the attention's and the MLP's outputs (the paper's "every component that writes to the
+    residual stream") lose their component along ``direction``, so no layer, nor a block's MLP, reads it."""
     inner = getattr(model, "model", model)
-    modules = [inner.embed_tokens, *decoder_layers(model)]
-    handles = [m.register_forward_hook(_map_output(lambda x: ablate(x, direction))) for m in modules]
+    blocks = decoder_layers(model)
+    parts = [getattr(b, name) for b in blocks for name in ("self_attn", "mlp") if hasattr(b, name)]
+    modules = [inner.embed_tokens, *blocks, *parts]
+    weight = inner.embed_tokens.weight
+    r = unit(direction.to(device=weight.device, dtype=torch.float32)).to(weight.dtype)
+    handles = [m.register_forward_hook(_map_output(lambda x: ablate(x, r))) for m in modules]
     try:
         yield
     finally:

@@ -46,6 +46,19 @@ def installed_dir() -> Path | None:
     return folder if (folder / CSV_NAMES[0]).is_file() else None
 
 
+def rows_file(benchmarks: str | Path | None, split: str) -> Path:
+    """The behaviour CSV of ``split`` under ``benchmarks``, else in an installed package (BenchmarkDataMissing when
+    neither has it)."""
+    from stages.evaluator.tasks.fllm_loaders import BenchmarkDataMissing, find_file
+
+    try:
+        return find_file(benchmarks, f"harmbench_{split}")
+    except BenchmarkDataMissing:
+        if installed_dir() is None:
+            raise
+        return find_file(installed_dir(), f"harmbench_{split}")
+
+
 if __name__ == "__main__":
     if len(sys.argv) != 3:
         sys.exit("usage: python -m stages.evaluator.safety.harmbench_data <wheel> <dest>")

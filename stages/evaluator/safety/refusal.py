@@ -9,7 +9,7 @@ classes; the string matcher is the default judge, a model judge (``judges.ModelR
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from stages.evaluator.metrics.lengths import split_thinking
 
@@ -63,12 +63,18 @@ class RefusalJudge(Protocol):
     def classify(self, prompts: Sequence[str], responses: Sequence[str]) -> list[Verdict]:
         """One XSTest class per (prompt, response)."""
 
+    def record(self) -> dict[str, Any]:
+        """Which judge this is, exactly (name, model, backend, prompt version)."""
+
 
 class StringMatchJudge:
     name = "string-match"
 
     def classify(self, prompts: Sequence[str], responses: Sequence[str]) -> list[Verdict]:
         return ["full_refusal" if is_refusal(r) else "full_compliance" for r in responses]
+
+    def record(self) -> dict[str, Any]:
+        return {"name": self.name, "model": None, "backend": None, "prompt": None}
 
 
 def refused(verdict: Verdict) -> bool:

@@ -28,6 +28,7 @@ FILES = {
     "xstest": ("xstest_prompts.csv", None),
     "harmbench_test": ("harmbench_behaviors_text_test.csv", None),
     "harmbench_val": ("harmbench_behaviors_text_val.csv", None),
+    "dolly": ("databricks-dolly-15k.jsonl", None),  # the refusal-direction suite's harmless instructions
 }
 NUM_CHOICES = 4
 

@@ -19,7 +19,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from stages.study.costing import evaluation, throughput, tokens
+from stages.study.costing import evaluation, safety, throughput, tokens
 from stages.study.costing.cards import Card
 from stages.study.costing.setups import engine_of, params_of, shape_of
 from stages.study.costing.shapes import ModelShape
@@ -35,6 +35,12 @@ class RunCost:
     limit_hours: float  # the time limit asked for
     basis: str = ""  # what the estimate counted, for a person
     shared: bool = False  # planned under the shared root (one run for every study with the same spec)
+    suite: str | None = None  # an evaluator run's suite
+
+    @property
+    def group(self) -> str:
+        """The line it is counted on: its stage, or for the attack and refusal-direction suites the suite too."""
+        return f"{self.stage}:{self.suite}" if self.suite in safety.SUITES else self.stage
 
     @property
     def gpu_hours(self) -> float:
@@ -161,6 +167,8 @@ def _collector(plan: Plan, run: PlannedRun, p: Any, s: ModelShape, card: Card, w
 def _evaluator(plan: Plan, run: PlannedRun, p: Any, s: ModelShape, card: Card, world: int) -> tuple[float, str]:
     from stages.study.catalog import domains
 
+    if p.suite in safety.SUITES:
+        return safety.SUITES[p.suite](p, s, card, world)
     suites = list(evaluation.ALL_SUITES) if p.suite == "all" else [p.suite]
     d = _domain(run)
     eval_env = p.target_env_id or (domains()[d][1] if d in domains() else None)
@@ -168,6 +176,7 @@ def _evaluator(plan: Plan, run: PlannedRun, p: Any, s: ModelShape, card: Card, w
     engine = engine_of(run)
     secs = sum(_generate(engine, n, prompt, new, s, card, world, p.batch_size, world) for n, prompt, new in w.generate)
     secs += throughput.forward_seconds(w.forward_tokens, s, card, world)
+    secs += w.judge_tokens * 2.0 * evaluation.JUDGE_PARAMS / (throughput.PREFILL_MFU * card.bf16_tflops * 1e12)
     secs += w.engines * throughput.VLLM_STARTUP_S + w.tasks * evaluation.PER_TASK_OVERHEAD_S
     if w.weight_pass:
         secs += evaluation.REPRESENTATION_WEIGHT_S_PER_BPARAM * s.params / 1e9 / world
@@ -192,7 +201,8 @@ def estimate_run(plan: Plan, run: PlannedRun, card: Card) -> RunCost:
     res = run.resources
     gpus = int(res.get("gpus_per_node", 0)) * int(res.get("nodes", 1))
     limit = float(res.get("time_minutes", 60)) / 60.0
-    cost = RunCost(run.run_id, run.stage, gpus, 0.0, limit, shared=_is_shared(run))
+    suite = run.manifest["spec"]["params"].get("suite") if run.stage == "evaluator" else None
+    cost = RunCost(run.run_id, run.stage, gpus, 0.0, limit, shared=_is_shared(run), suite=suite)
     if gpus == 0:
         cost.basis = "CPU only"
         return cost

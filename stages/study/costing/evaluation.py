@@ -56,10 +56,17 @@ SAFETY_RESPONSE_TOKENS = 200.0  # estimate: a refusal or a short answer
 PER_TASK_OVERHEAD_S = 30.0  # estimate: lm-eval's task set-up (dataset load, few-shot build) per task
 # The representations suite at its default params reads about 91k tokens per model (its texts' mean lengths under
 # the Qwen3 tokenizer, bench/bench_representations.py) for the post-trained model and its base, and analyses every
-# weight pair. Estimate until bench/bench_representations.py has run on a GPU: the weight pass (float64 spectra of
-# every matrix) at about 45 s per billion parameters, i.e. about 0.05 GPU-h at 4B.
+# weight pair. Measured on one H100 at the 4B shape (bench/results/representations.md): the exact weight spectra
+# 15.4 s, the probes 37.4 s and CKA 1.0 s beyond the two models' passes, 53.8 s in all for 4.02 B parameters, so
+# 13.4 s per billion parameters (the probes grow with layers x hidden, slower than the parameter count: at 14B this
+# over-counts a little).
 REPRESENTATION_TOKENS_PER_MODEL = 91_000.0
-REPRESENTATION_WEIGHT_S_PER_BPARAM = 45.0
+REPRESENTATION_WEIGHT_S_PER_BPARAM = 13.4
+# The safety judges (refusal_classifier judge: XSTest's rubric to judge_model; harmbench_classifier): each is one more
+# vLLM engine reading every item's rubric or classifier prompt and the response, and writing a few tokens. Estimates:
+# the rubric and classifier templates' lengths, and 14e9 parameters (the phase files' judges are 13B and 14.7B).
+JUDGE_PROMPT = {"xstest": 330.0, "harmbench": 400.0}
+JUDGE_PARAMS = 14e9
 
 
 @dataclass
@@ -71,6 +78,7 @@ class EvalWork:
     tasks: int = 0
     engines: int = 1  # vLLM engines started (the model; the base model too for KL)
     weight_pass: bool = False  # the representations suite's analysis of every weight pair
+    judge_tokens: float = 0.0  # tokens the safety judges read (a JUDGE_PARAMS model each)
 
 
 def _tasks(p: Any) -> dict[str, Task]:
@@ -99,6 +107,13 @@ def work(p: Any, suites: list[str], domain: str | None, eval_env: str | None) ->
             n = min(n, p.max_safety_items) if p.max_safety_items else n
             out.generate.append((n, 60.0, min(SAFETY_RESPONSE_TOKENS, p.safety_max_new_tokens)))
         out.tasks += len(SAFETY_ITEMS)
+        judged = {"xstest": p.refusal_classifier == "judge" and bool(p.judge_model),
+                  "harmbench": bool(p.harmbench_classifier)}
+        for bench, on in judged.items():
+            if on:
+                n = min(SAFETY_ITEMS[bench], p.max_safety_items) if p.max_safety_items else SAFETY_ITEMS[bench]
+                out.judge_tokens += n * (JUDGE_PROMPT[bench] + min(SAFETY_RESPONSE_TOKENS, p.safety_max_new_tokens))
+                out.engines += 1
     if "target" in suites and eval_env:
         n = tokens.rows(eval_env, p.target_limit)
         out.generate.append((n * p.target_samples, tokens.prompt(domain),
@@ -106,7 +121,7 @@ def work(p: Any, suites: list[str], domain: str | None, eval_env: str | None) ->
         kl_seqs = p.kl_prompts * p.kl_samples
         out.generate.append((kl_seqs, tokens.prompt(domain), float(p.kl_max_new_tokens)))
         out.forward_tokens += 2 * kl_seqs * (tokens.prompt(domain) + p.kl_max_new_tokens)
-        out.engines = 2
+        out.engines += 1  # the base model, for KL
     if "representations" in suites:
         out.forward_tokens += 2 * REPRESENTATION_TOKENS_PER_MODEL
         out.weight_pass = True

@@ -147,13 +147,18 @@ def render_memory(a: Assessment) -> str:
 def render_costs(a: Assessment, budget: float | None = None) -> str:
     by: dict[str, list[RunCost]] = defaultdict(list)
     for cost in a.costs:
-        by[cost.stage].append(cost)
+        by[cost.group].append(cost)
+    w = max([13, *(len(g) for g in by)])
     lines = [f"estimated GPU-hours on {a.card.name} (from bench/results rates; the ceiling is GPUs x time limit):",
-             f"  {'stage':<13} {'runs':>5} {'estimate':>9} {'ceiling':>9}"]
-    for stage, costs in by.items():
-        lines.append(f"  {stage:<13} {len(costs):>5} {sum(c.gpu_hours for c in costs):>9.1f} "
+             f"  {'stage':<{w}} {'runs':>5} {'estimate':>9} {'ceiling':>9}"]
+    for group, costs in by.items():
+        lines.append(f"  {group:<{w}} {len(costs):>5} {sum(c.gpu_hours for c in costs):>9.1f} "
                      f"{sum(c.ceiling for c in costs):>9.1f}")
-    lines.append(f"  {'total':<13} {len(a.costs):>5} {a.gpu_hours:>9.1f} {a.ceiling:>9.1f}"
+    if any(g.startswith("evaluator:") for g in by):
+        lines.append("  (evaluator:attacks and evaluator:refusal_direction: rates measured on one H100 at 4B times "
+                     "estimates of their token counts; attacks counted to their last step, an upper bound: "
+                     "stages/study/costing/safety.py)")
+    lines.append(f"  {'total':<{w}} {len(a.costs):>5} {a.gpu_hours:>9.1f} {a.ceiling:>9.1f}"
                  + (f"   (budget {budget:g})" if budget is not None else ""))
     shared = [c for c in a.costs if c.shared]
     if shared:

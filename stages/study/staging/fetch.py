@@ -60,8 +60,9 @@ class Stager:
         repo_id, _, revision = item.source.partition("@")
         where = local(item.path)
         got = fetch_repo(repo_id, where, revision=revision or None, endpoint=self.endpoint)
-        return {"local": str(where), "source": repo_id, "revision": got.revision, "licence": got.licence,
-                "bytes": got.bytes, "files": got.files, "digest": folder_digest(got.files)}
+        return {"local": str(where), "source": repo_id, "revision": got.revision,
+                "licence": got.licence or item.licence, "bytes": got.bytes, "files": got.files,
+                "digest": folder_digest(got.files)}
 
     # --- GEM datasets, with worked solutions ------------------------------------------------------------------------
     def dataset(self, item: Item) -> dict[str, Any]:

@@ -31,6 +31,7 @@ class Item:
     tiers: list[str] = field(default_factory=list)  # lm-eval: catalog tiers
     used_by: list[str] = field(default_factory=list)  # run ids reading it
     within: str | None = None  # benchmarks: the folder the evaluator searches (by file name, at any depth)
+    licence: str | None = None  # models: the study's licence for the weights, where the hub's card names none
 
     @property
     def key(self) -> str:
@@ -41,14 +42,16 @@ class Item:
         return f"{self.kind} {self.name}"
 
 
-def _checkpoint_paths(study: StudyDef | None, cluster: str) -> dict[str, tuple[str, str | None]]:
-    """model path -> (checkpoint key, repo id) for every checkpoint with a path on this cluster."""
-    from stages.study.paths import model_path
+def _checkpoint_paths(study: StudyDef | None, cluster: str) -> dict[str, tuple[str, str | None, str | None]]:
+    """model path -> (checkpoint key, repo id, licence) for every checkpoint with a path on this cluster."""
+    from stages.study.paths import expanded, model_path
 
-    out: dict[str, tuple[str, str | None]] = {}
+    out: dict[str, tuple[str, str | None, str | None]] = {}
     for key, ck in (study.models.checkpoints.items() if study else []):
         try:
-            out.setdefault(model_path(study, key, cluster), (key, ck.repo_id))
+            path = model_path(study, key, cluster)
+            out.setdefault(path, (key, ck.repo_id, ck.licence))
+            out.setdefault(expanded(path), (key, ck.repo_id, ck.licence))  # as judge params name it
         except StudyError:
             continue
     return out
@@ -62,8 +65,8 @@ def _add(items: dict[str, Item], item: Item, run_id: str) -> Item:
 
 
 def _model(items, checkpoints, path: str, run_id: str) -> None:
-    key, repo = checkpoints.get(path, (PurePosixPath(path).name, None))
-    _add(items, Item("model", key, path, repo), run_id)
+    key, repo, licence = checkpoints.get(path, (PurePosixPath(path).name, None, None))
+    _add(items, Item("model", key, path, repo, licence=licence), run_id)
 
 
 def _env_of(run: Any, name: str) -> str | None:

@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# There (the GPU machine): one session's measurements, run detached so that they outlive the device calls.
+#
+# Why detached: a device call lasts at most 10 minutes and a machine stays warm only 30 s between calls, while the
+# wheel set needs several calls to arrive. Started with `setsid` (a new process session survives the call that
+# started it), the torch-only benches run while the wheels travel, and the verl/vLLM steps start as soon as
+# install.sh has run; each later call only sleeps, prints the progress and copies the results out.
+#
+# Usage: setsid bash bench/gpu/session.sh PHASE SRC DATA RES >/dev/null 2>&1 < /dev/null &
+#   PHASE torch   the benches that need only torch and transformers (representations, memory, exact KL)
+#   PHASE verl    waits for RES/installed (written after install.sh) and for the torch phase (at most
+#                 TORCH_GRACE seconds, then stops it), then GRPO stop/resume/evaluate, SFT verl vs native, SPIN with
+#                 vLLM, π-Distill on verl, and any STEPS_EXTRA commands
+#   SRC a snapshot of the project (git archive), DATA the bench data (bench/README.md), RES the results folder.
+# Progress: RES/progress.txt (one line per step: name, exit code, seconds); logs: RES/<step>.log.
+set -uo pipefail
+phase=${1:?torch or verl}; src=${2:?source folder}; data=${3:?bench data folder}; res=${4:?results folder}
+mkdir -p "$res"; cd "$src" || exit 2
+export PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false
+
+step() {  # step NAME CMD...: run, log, and record the exit code and the seconds it took
+    local name=$1; shift; local t0=$SECONDS
+    echo "$(date +%T) start $name" >> "$res/progress.txt"
+    "$@" > "$res/$name.log" 2>&1; local rc=$?
+    echo "$(date +%T) done  $name rc=$rc s=$((SECONDS - t0))" >> "$res/progress.txt"
+}
+
+if [ "$phase" = torch ]; then
+    echo $$ > "$res/torch.pid"
+    export PYTHONPATH=$src
+    step representations python3 bench/bench_representations.py --out "$res/rep" --shape 4B --extra-weight-shape 14B
+    step kl_exact env OUT="$res/kl" python3 bench/bench_kl_exact.py
+    step memory python3 bench/bench_memory.py --out "$res/mem"
+    touch "$res/torch.done"
+    exit 0
+fi
+
+[ "$phase" = verl ] || { echo "unknown phase $phase" >&2; exit 2; }
+until [ -f "$res/installed" ]; do sleep 2; done
+waited=0
+until [ -f "$res/torch.done" ] || [ ! -f "$res/torch.pid" ] || [ "$waited" -ge "${TORCH_GRACE:-120}" ]; do
+    sleep 5; waited=$((waited + 5))
+done
+if [ ! -f "$res/torch.done" ] && [ -f "$res/torch.pid" ]; then
+    kill -- -"$(cat "$res/torch.pid")" 2>/dev/null; pkill -f bench/bench_ 2>/dev/null
+    echo "$(date +%T) stopped the torch phase after ${waited}s" >> "$res/progress.txt"; sleep 5
+fi
+export PYTHONPATH=/tmp/site:$src PATH=/tmp/site/bin:$PATH
+vp=(python3 bench/gpu/verl_paths.py --work /tmp/gpu-work --out "$res/verl" --data "$data")
+step prepare "${vp[@]}" prepare --tokenizer "$data/tokenizer"
+step grpo_first "${vp[@]}" grpo --phase first --steps 3 --stop-at 2
+step grpo_resume "${vp[@]}" grpo --phase resume --steps 3 --stop-at 2
+step evaluate "${vp[@]}" evaluate
+step sft "${vp[@]}" sft --sft-steps 8
+step spin python3 bench/bench_spin.py --out "$res/spin" --prompts 256 --offload off
+step pi python3 bench/bench_pi_distill_verl.py pi --data "$data" --work /tmp/gpu-work --out "$res/pi" --steps 3
+step pi_grpo python3 bench/bench_pi_distill_verl.py grpo --data "$data" --work /tmp/gpu-work --out "$res/pi" --steps 3
+step pi_report python3 bench/bench_pi_distill_verl.py report --work /tmp/gpu-work --out "$res/pi"
+for extra in ${STEPS_EXTRA:-}; do step "extra-$(basename "$extra" .py)" python3 "$extra" --out "$res/extra"; done
+touch "$res/verl.done"
