@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from stages.core.errors import InputError
+from stages.evaluator.safety.harmbench_data import rows_file
 from stages.evaluator.tasks.fllm_loaders import BenchmarkDataMissing, find_file
 
 HARMFUL_SOURCE = "harmbench standard behaviours (test + val), MIT"
@@ -51,19 +52,8 @@ def _csv(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
-def _harmbench_file(root: str | Path | None, split: str) -> Path:
-    try:
-        return find_file(root, f"harmbench_{split}")
-    except BenchmarkDataMissing:
-        from stages.evaluator.safety.harmbench_data import installed_dir
-
-        if installed_dir() is None:
-            raise
-        return find_file(installed_dir(), f"harmbench_{split}")
-
-
 def harmful_pool(root: str | Path | None) -> list[str]:
-    rows = _csv(_harmbench_file(root, "test")) + _csv(_harmbench_file(root, "val"))
+    rows = _csv(rows_file(root, "test")) + _csv(rows_file(root, "val"))
     return list(dict.fromkeys(r["Behavior"].strip() for r in rows
                               if r.get("FunctionalCategory") == "standard" and r["Behavior"].strip()))
 
