@@ -30,6 +30,10 @@ from tests.evaluator.conftest import manifest, network_blocked
 SMALL = {"n_train": 8, "n_val": 4, "n_eval": 4, "max_new_tokens": 4, "induce_threshold": -1000.0}
 LAYERS, WIDTH = 2, 64  # the tiny Qwen3
 
+# Two runs in separate processes: float32 forwards on a busy CPU agree to about 1e-5 relative, not bit for bit
+# (seen: 2e-5 on a projection of -0.04).
+ACROSS_RUNS = {"rel": 1e-4, "abs": 1e-7}
+
 
 @pytest.fixture(scope="module")
 def rows(benchmarks_dir, has_harmbench, tmp_path_factory) -> Path:
@@ -151,12 +155,13 @@ def test_a_checkpoint_against_the_base_model_and_against_its_file_agree(work, ag
     base = block_of(baseline["out"])
     assert b["source"] == "extracted" and b["base"] != "self"
     assert b["layer"] == base["layer"] and b["position"] == base["position"]
-    assert b["base_projection_per_layer"] == pytest.approx(base["projection_per_layer"])
+    assert b["base_projection_per_layer"] == pytest.approx(base["projection_per_layer"], **ACROSS_RUNS)
     assert b["cosine_per_layer"][1] < 0.9999  # the perturbation shows
     assert b["projection_per_layer"] != pytest.approx(b["base_projection_per_layer"])
     _, d_base, _ = store.read(baseline["out"] / store.FILE_NAME)
     _, d_post, _ = store.read(against_base_model / store.FILE_NAME)
-    assert float((d_base - d_post).abs().max()) == 0.0  # the same direction, extracted again in one go
+    # the same direction, extracted again in one go (to float32 noise across processes)
+    assert float((d_base - d_post).abs().max()) <= ACROSS_RUNS["rel"] * float(d_base.abs().max())
 
     inputs = {"model": (perturbed_model_dir, "hf_model"), "benchmarks": (rows, "benchmark_data")}
     code, out = evaluate(work, "post-file", inputs, {"base_direction": str(baseline["out"] / store.FILE_NAME)})
@@ -167,9 +172,10 @@ def test_a_checkpoint_against_the_base_model_and_against_its_file_agree(work, ag
     for key in ("layer", "position", "n_harmful", "n_harmless", "digests"):
         assert f[key] == b[key], key
     for key in ("projection_per_layer", "base_projection_per_layer"):
-        assert f[key] == pytest.approx(b[key]), key
-    assert f["cosine_per_layer"][1] == pytest.approx(b["cosine_per_layer"][1])
-    assert f["refusal_score"] == pytest.approx(b["refusal_score"]) and f["refusal_rate"] == b["refusal_rate"]
+        assert f[key] == pytest.approx(b[key], **ACROSS_RUNS), key
+    assert f["cosine_per_layer"][1] == pytest.approx(b["cosine_per_layer"][1], **ACROSS_RUNS)
+    assert f["refusal_score"] == pytest.approx(b["refusal_score"], **ACROSS_RUNS)
+    assert f["refusal_rate"] == b["refusal_rate"]
 
 
 def test_a_run_stopped_mid_selection_resumes_from_what_it_kept(baseline):
