@@ -33,11 +33,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.gpu.verl_paths import card, manifest, run_stage, verl_metrics, write  # noqa: E402
+from bench.gpu.verl_paths import card, manifest, run_stage, tidy, verl_metrics, write  # noqa: E402
 
 KEYS = {"gen_s": "timing_s/gen", "old_log_prob_s": "timing_s/old_log_prob", "update_s": "timing_s/update_actor",
         "step_s": "timing_s/step", "response_tokens": "response_length/mean", "throughput": "perf/throughput",
-        "actor_max_mem_gb": "perf/max_memory_allocated_gb", "kl_teacher_student": "pi_distill/kl_teacher_student",
+        "actor_max_mem_gb": "actor/perf/max_memory_allocated_gb", "kl_teacher_student": "pi_distill/kl_teacher_student",
         "row_kinds": "pi_distill/row_kinds"}
 
 
@@ -108,6 +108,7 @@ def run_arm(a, name: str) -> dict:
     with GpuMemory() as mem:
         result = run_stage(module, m, a.work, a.out / f"{name}.log", timeout=a.timeout)
     steps = per_step(out_dir, a.prompts_per_step * a.group_size)
+    tidy(out_dir)
     return {"card": card(), "params": m["spec"]["params"], "run": result, "gpu_peak_mib": mem.peak_mib,
             "steps": steps, "mean_after_first": mean_after_first(steps)}
 
@@ -161,6 +162,7 @@ def main() -> None:
     ap.add_argument("--timeout", type=float, default=540)
     a = ap.parse_args()
     a.work.mkdir(parents=True, exist_ok=True)
+    a.out.mkdir(parents=True, exist_ok=True)
     started = time.time()
     try:
         payload = report(a) if a.step == "report" else run_arm(a, a.step)

@@ -9,10 +9,13 @@
 # Usage: setsid bash bench/gpu/session.sh PHASE SRC DATA RES >/dev/null 2>&1 < /dev/null &
 #   PHASE torch   the benches that need only torch and transformers (representations, memory, exact KL)
 #   PHASE verl    waits for RES/installed (written after install.sh) and for the torch phase (at most
-#                 TORCH_GRACE seconds, then stops it), then GRPO stop/resume/evaluate, SFT verl vs native, SPIN with
-#                 vLLM, π-Distill on verl, and any STEPS_EXTRA commands
+#                 TORCH_GRACE seconds, then stops it), then π-Distill on verl, SPIN with vLLM, GRPO
+#                 stop/resume/evaluate, SFT verl vs native, GRPO on verl beside π-Distill, any STEPS_EXTRA commands,
+#                 then the queue (RES/queue) until RES/stop exists
 #   SRC a snapshot of the project (git archive), DATA the bench data (bench/README.md), RES the results folder.
-# Progress: RES/progress.txt (one line per step: name, exit code, seconds); logs: RES/<step>.log.
+# Progress: RES/progress.txt (one line per step: name, exit code, seconds, free disk); logs: RES/<step>.log.
+# A step whose RES/skip-NAME exists is skipped (a later call decides when device time runs short); with
+# ONLY="NAME ..." only those steps run (and prepare), e.g. ONLY="sft pi_grpo pi_report".
 set -uo pipefail
 phase=${1:?torch or verl}; src=${2:?source folder}; data=${3:?bench data folder}; res=${4:?results folder}
 mkdir -p "$res"; cd "$src" || exit 2
@@ -20,9 +23,13 @@ export PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false
 
 step() {  # step NAME CMD...: run, log, and record the exit code and the seconds it took
     local name=$1; shift; local t0=$SECONDS
+    if [ -f "$res/skip-$name" ] || { [ -n "${ONLY:-}" ] && [[ " prepare $ONLY " != *" $name "* ]]; }; then
+        echo "$(date +%T) skip  $name" >> "$res/progress.txt"; return
+    fi
     echo "$(date +%T) start $name" >> "$res/progress.txt"
     "$@" > "$res/$name.log" 2>&1; local rc=$?
-    echo "$(date +%T) done  $name rc=$rc s=$((SECONDS - t0))" >> "$res/progress.txt"
+    echo "$(date +%T) done  $name rc=$rc s=$((SECONDS - t0)) disk_free=$(df -h --output=avail /tmp | tail -1 | tr -d ' ')" \
+        >> "$res/progress.txt"
 }
 
 if [ "$phase" = torch ]; then
@@ -47,14 +54,30 @@ if [ ! -f "$res/torch.done" ] && [ -f "$res/torch.pid" ]; then
 fi
 export PYTHONPATH=/tmp/site:$src PATH=/tmp/site/bin:$PATH
 vp=(python3 bench/gpu/verl_paths.py --work /tmp/gpu-work --out "$res/verl" --data "$data")
+pi=(python3 bench/bench_pi_distill_verl.py --data "$data" --work /tmp/gpu-work --out "$res/pi" --steps "${PI_STEPS:-3}")
+# The paths never run before go first (π-Distill on verl, SPIN with vLLM), so that a failure found early can be
+# fixed here and rerun through the queue below while the rest runs.
 step prepare "${vp[@]}" prepare --tokenizer "$data/tokenizer"
-step grpo_first "${vp[@]}" grpo --phase first --steps 3 --stop-at 2
-step grpo_resume "${vp[@]}" grpo --phase resume --steps 3 --stop-at 2
-step evaluate "${vp[@]}" evaluate
-step sft "${vp[@]}" sft --sft-steps 8
+step pi "${pi[@]}" pi
 step spin python3 bench/bench_spin.py --out "$res/spin" --prompts 256 --offload off
-step pi python3 bench/bench_pi_distill_verl.py pi --data "$data" --work /tmp/gpu-work --out "$res/pi" --steps 3
-step pi_grpo python3 bench/bench_pi_distill_verl.py grpo --data "$data" --work /tmp/gpu-work --out "$res/pi" --steps 3
-step pi_report python3 bench/bench_pi_distill_verl.py report --work /tmp/gpu-work --out "$res/pi"
+step grpo_first "${vp[@]}" grpo --phase first --steps "${GRPO_STEPS:-2}" --stop-at "${GRPO_STOP_AT:-1}"
+step grpo_resume "${vp[@]}" grpo --phase resume --steps "${GRPO_STEPS:-2}" --stop-at "${GRPO_STOP_AT:-1}"
+step evaluate "${vp[@]}" evaluate
+rm -rf /tmp/gpu-work/grpo/checkpoints
+step sft "${vp[@]}" sft --sft-steps 8
+step pi_grpo "${pi[@]}" grpo
+step pi_report "${pi[@]}" report
 for extra in ${STEPS_EXTRA:-}; do step "extra-$(basename "$extra" .py)" python3 "$extra" --out "$res/extra"; done
 touch "$res/verl.done"
+# The queue: a later call appends "NAME COMMAND..." lines to RES/queue (after copying any fixed files into SRC);
+# each runs once, in order, until RES/stop exists.
+done_lines=0
+until [ -f "$res/stop" ]; do
+    total=$(wc -l < "$res/queue" 2>/dev/null || echo 0)
+    while [ "$done_lines" -lt "$total" ]; do
+        done_lines=$((done_lines + 1))
+        line=$(sed -n "${done_lines}p" "$res/queue"); name=${line%% *}; cmd=${line#* }
+        step "$name" bash -c "$cmd"
+    done
+    sleep 2
+done

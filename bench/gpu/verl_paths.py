@@ -63,8 +63,17 @@ def run_stage(module: str, m: dict, work: Path, log: Path, stop_when=None, timeo
         rc = proc.wait()
     record = Path(m["spec"]["output_dir"]) / "manifest.json"
     rec = json.loads(record.read_text()) if record.exists() else {}
-    return {"rc": rc, "seconds": round(time.time() - t0, 1), "signalled_at_s": signalled,
-            "status": rec.get("status"), "summary": rec.get("summary"), "outputs": rec.get("outputs")}
+    result = {"rc": rc, "seconds": round(time.time() - t0, 1), "signalled_at_s": signalled,
+              "status": rec.get("status"), "summary": rec.get("summary"), "outputs": rec.get("outputs")}
+    if rc not in (0, 75):  # the cause travels with the record: logs may not come back from the machine
+        result["log_tail"] = log.read_text(errors="replace")[-6000:]
+    return result
+
+
+def tidy(out_dir: Path) -> None:
+    """Drop a finished run's checkpoints once its figures are read: verl keeps fp32 model and AdamW state (21 GB at
+    1.7B) and the GPU machine's disk is 64 GB (bench/README.md, Disk)."""
+    shutil.rmtree(out_dir / "checkpoints", ignore_errors=True)
 
 
 def tracker(out_dir: Path) -> int:
@@ -97,7 +106,7 @@ def rollout_rate(rows: list[dict], sequences: int) -> list[dict]:
             out.append({"step": r.get("step"), "gen_s": gen, "mean_response_tokens": length,
                         "rollout_tokens_per_s": round(length * sequences / gen, 1),
                         "step_s": d.get("timing_s/step"), "throughput": d.get("perf/throughput"),
-                        "max_mem_gb": d.get("perf/max_memory_allocated_gb")})
+                        "max_mem_gb": d.get("actor/perf/max_memory_allocated_gb")})
     return out
 
 
@@ -168,7 +177,9 @@ def step_evaluate(a) -> dict:
               "greedy": {"temperature": 0.0, "max_new_tokens": 64}, "batch_size": 8}
     inputs = {"model": (model, "hf_model"), "target_data": (a.data / "datasets" / "math-eval", "gem_dataset")}
     m = manifest("evaluator", "gpu.evaluator.grpo-export", inputs, params, a.work / "eval", "hf")
-    return {"model": str(model), **run_stage("evaluator", m, a.work, a.out / "evaluator.log", timeout=a.timeout)}
+    files = sorted(f.name for f in model.iterdir()) if model.is_dir() else None
+    return {"model": str(model), "model_files": files,
+            **run_stage("evaluator", m, a.work, a.out / "evaluator.log", timeout=a.timeout)}
 
 
 def sft_manifest(a, engine: str) -> dict:
@@ -187,6 +198,7 @@ def step_sft(a) -> dict:
         metrics = Path(m["spec"]["output_dir"]) / "metrics.jsonl"
         r["metrics"] = [json.loads(x) for x in metrics.read_text().splitlines()] if metrics.exists() else []
         result[engine] = r
+        tidy(Path(m["spec"]["output_dir"]))
     return result
 
 
@@ -218,6 +230,7 @@ def main() -> None:
     ap.add_argument("--timeout", type=float, default=500)
     a = ap.parse_args()
     a.work.mkdir(parents=True, exist_ok=True)
+    a.out.mkdir(parents=True, exist_ok=True)
     name = a.step if a.step != "grpo" or a.phase == "all" else f"grpo-{a.phase}"
     try:
         payload = globals()[f"step_{a.step}"](a)

@@ -100,6 +100,7 @@ def summarize(records: list[dict[str, Any]], window: int = 5) -> dict[str, float
         vals = [float(r[key]) for r in rows if r.get(key) is not None]
         return round(sum(vals) / len(vals), 6) if vals else None
 
+    window = max(1, min(window, len(records) // 2))  # a short run: first and last do not overlap
     head, tail = records[:window], records[-window:]
     return {
         "steps": int(records[-1]["step"]),

@@ -31,6 +31,7 @@ def summarize(records: list[dict[str, Any]], window: int = 5) -> dict[str, float
     """First and last values (averaged over a few steps) of the numbers a person looks at first."""
     if not records:
         return {"steps": 0}
+    window = max(1, min(window, len(records) // 2))  # a short run: first and last do not overlap
     head, tail = records[:window], records[-window:]
     out: dict[str, float | int | None] = {"steps": int(records[-1]["step"])}
     for key in SUMMARY_KEYS:

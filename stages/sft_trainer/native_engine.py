@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from stages.core import NotImplementedYet, RunContext
+from stages.lm.launch.stop_request import stop_file_for
 from stages.sft_trainer import launcher, metrics
 from stages.sft_trainer.native_train import NativeJob, train
 from stages.sft_trainer.params import SFTParams
@@ -91,7 +92,8 @@ def _under_torchrun(ctx: RunContext, job: NativeJob, prepared: Prepared) -> dict
         step = metrics.last_step(out / "metrics.jsonl")
         ctx.report(step / job.total_steps, f"step {step}/{job.total_steps}")
 
-    code = launcher.run_group(ctx, cmd, launcher.child_environment({}), log_path, cwd=out, on_poll=report)
+    code = launcher.run_group(ctx, cmd, launcher.child_environment({}), log_path, cwd=out, on_poll=report,
+                              stop_file=stop_file_for(job_file))
     if code != 0 and not ctx.stop_requested:
         raise RuntimeError(f"native training exited with code {code}; log {log_path}:\n{launcher.log_tail(log_path)}")
     if result_file.exists():

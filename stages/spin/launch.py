@@ -3,7 +3,7 @@
 Why the stage stays outside torchrun: generation between two training phases needs the GPUs free for a vLLM
 server, and a process that exits is the only sure way to give back all GPU memory. So each iteration (each attempt
 at one) starts one torchrun job over every GPU of every node (``stages.lm.launch``: srun and a c10d rendezvous on
-several nodes) running ``stages.spin.worker``, and waits for it while forwarding stop signals to it. The workers
+several nodes) running ``stages.spin.worker``, and waits for it, passing a stop request on through a file. The workers
 write the state file, the reference log-probs and the checkpoints themselves; the stage reads the state back when
 torchrun is gone, and rank 0's result file says whether the iteration finished or stopped (and where it resumes).
 On several nodes every rank reads and writes the run folder, so ``output_dir`` (and the inputs) must be on a
@@ -17,6 +17,7 @@ from dataclasses import replace
 from typing import Any
 
 from stages.lm.launch.process_group import log_tail, run_group
+from stages.lm.launch.stop_request import stop_file_for
 from stages.lm.launch.torchrun import World, child_environment, torchrun_command
 from stages.spin.session import Session
 
@@ -43,7 +44,8 @@ def run_under_torchrun(ctx: Any, session: Session, world: World, iteration: int)
         ctx.report(seen.get("progress"), seen.get("note"))
 
     cmd = torchrun_command(world, WORKER_MODULE, [str(job_file)])
-    code = run_group(ctx, cmd, child_environment({}), log_path, cwd=ctx.local_output_dir, on_poll=forward_progress)
+    code = run_group(ctx, cmd, child_environment({}), log_path, cwd=ctx.local_output_dir, on_poll=forward_progress,
+                     stop_file=stop_file_for(job_file))
     if result_file.exists():
         return json.loads(result_file.read_text(encoding="utf-8"))
     if ctx.stop_requested:

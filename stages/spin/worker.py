@@ -1,9 +1,10 @@
 """What torchrun runs on every rank for SPIN on several GPUs (or gloo ranks on a CPU): one iteration's reference
 log-probs, training and export (``iteration.score_train_export``) on a job file the stage wrote.
 
-Why it handles signals itself: the stage forwards SIGUSR2/SIGTERM to the torchrun group and torchrun to its
-workers; each rank notes the request, the ranks agree on it at the next chunk or optimizer step, checkpoint and
-exit, so the stage can report ``preempted`` once torchrun is gone. Each rank rebuilds the prompts' token ids from
+Why it watches for a stop itself: on SIGUSR2/SIGTERM the stage writes ``<job file>.stop`` (``stop_request``: no
+torchrun timeout can cut the checkpoint short); each rank notes it, or a signal that reaches it directly, the ranks
+agree on it at the next chunk or optimizer step, checkpoint and exit, so the stage can report ``preempted`` once
+torchrun is gone. Each rank rebuilds the prompts' token ids from
 the prompts file and the input model's tokenizer (the same function the stage used, so the same ids). Rank 0 writes
 the outcome to ``<job file>.result.json``: ``completed`` or ``preempted`` with what the next attempt resumes from.
 Usage: ``torchrun ... -m stages.spin.worker JOB.json``.
@@ -13,9 +14,10 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import sys
 from pathlib import Path
+
+from stages.lm.launch.stop_request import WorkerStop, stop_file_for
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,16 +32,10 @@ def main(argv: list[str] | None = None) -> int:
 
     job_path = Path((argv if argv is not None else sys.argv[1:])[0])
     job = Job.from_json(job_path.read_text())
-    stop = {"requested": False}
-
-    def note(signum: int, frame: object) -> None:
-        stop["requested"] = True
-
-    for sig in (signal.SIGUSR2, signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, note)
+    stop = WorkerStop(stop_file_for(job_path)).install()
     main_rank = int(os.environ.get("RANK", "0")) == 0
     report = progress_writer(Path(job.progress_file)) if main_rank and job.progress_file else None
-    session = Session(job, requested=lambda: stop["requested"], **({"report": report} if report else {}))
+    session = Session(job, requested=stop, **({"report": report} if report else {}))
     state_path = session.checkpoint_dir / "spin_state.json"
     state = SpinState.load(state_path)
     if state is None or state.phase not in ("score", "train"):

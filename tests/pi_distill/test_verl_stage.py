@@ -137,6 +137,9 @@ def test_verl_logs_become_the_stages_metrics(tmp_path, monkeypatch):
     assert records[0]["loss"] == pytest.approx(-0.01) and records[0]["student_loss"] == pytest.approx(0.05)
     summary = summarize(records)
     assert summary["steps"] == 3 and summary["teacher_reward_last"] is not None
+    # three steps: first and last are one step each, not the same three-step mean (seen on the GPU run)
+    assert summary["teacher_reward_first"] == pytest.approx(records[0]["teacher_reward"])
+    assert summary["teacher_reward_last"] == pytest.approx(records[2]["teacher_reward"])
     assert "teacher_reward" not in verl_records(logs, "opsd")[0]  # OPSD's rollouts are the student's
     dumps = tmp_path / "rollouts"
     dumps.mkdir()

@@ -61,6 +61,7 @@ def test_native_on_two_ranks_checkpoints_on_sigusr2_and_resumes(tmp_path, tiny_m
     _, err = proc.communicate(timeout=300)
     assert proc.returncode == 75, err[-3000:]
     assert processes_mentioning(str(out)) == [], "a worker outlived the preempted stage"
+    assert (out / "logs" / "native-job-attempt-1.json.stop").exists(), "the stop reaches the workers by its file"
     stopped = native_checkpoints(out / "checkpoints")[-1]
     assert seen <= stopped < TOTAL_STEPS
     assert record(out)["status"]["last_checkpoint"].endswith(f"step-{stopped:08d}")

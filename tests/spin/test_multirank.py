@@ -111,6 +111,7 @@ def test_sigusr2_to_the_stage_checkpoints_the_workers_and_resumes(tmp_path, tiny
     _, err = proc.communicate(timeout=600)
     assert proc.returncode == 75, err[-3000:]
     assert processes_mentioning(str(out)) == [], "a worker outlived the preempted stage"
+    assert (out / "logs" / "spin-iter0-attempt1.json.stop").exists(), "the stop reaches the workers by its file"
     result = json.loads((out / "logs" / "spin-iter0-attempt1.json.result.json").read_text())
     assert result["status"] == "preempted" and "/checkpoints/iter-0/step-" in result["checkpoint"]
     stopped = int(result["checkpoint"].rsplit("-", 1)[1])

@@ -50,25 +50,33 @@ def reap_group(pgid: int, wait_s: float = GROUP_EXIT_WAIT_S) -> None:
 
 
 def run_group(ctx: Any, cmd: list[str], env: dict[str, str], log_path: Path, cwd: Path,
-              on_poll: Callable[[], None] | None = None, poll_s: float = 2.0) -> int | None:
+              on_poll: Callable[[], None] | None = None, poll_s: float = 2.0,
+              stop_file: Path | None = None) -> int | None:
     """Run ``cmd`` in a new process group, logging to ``log_path``; return its exit code.
 
-    Returns None without starting anything when a stop was requested already. After a stop request the group
-    gets ``STOP_GRACE_S`` to exit before SIGKILL. Always waits (boundedly) until no process of the group is left.
+    Returns None without starting anything when a stop was requested already. Without ``stop_file`` stop signals
+    are forwarded to the group at once; with it (workers that read ``stages.lm.launch.stop_request``) a stop
+    request writes the file, and the group is sent SIGTERM only if it is still running ``STOP_GRACE_S`` later.
+    Either way it gets SIGKILL ``GROUP_EXIT_WAIT_S`` after that. Always waits (boundedly) until no process of the
+    group is left.
     """
     if ctx.stop_requested:
         return None
     log_path.parent.mkdir(parents=True, exist_ok=True)
+    if stop_file is not None:
+        stop_file.unlink(missing_ok=True)  # a request of an earlier attempt is not this one's
     with log_path.open("ab") as log:
         log.write(("$ " + " ".join(cmd) + "\n").encode())
         log.flush()
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=str(cwd),
                                 start_new_session=True)
         pgid = proc.pid
-        ctx.add_child_process_group(pgid)
-        if ctx.stop_requested:  # the signal arrived before the group was registered
-            kill_group(pgid, signal.SIGTERM)
+        if stop_file is None:
+            ctx.add_child_process_group(pgid)
+            if ctx.stop_requested:  # the signal arrived before the group was registered
+                kill_group(pgid, signal.SIGTERM)
         stop_deadline: float | None = None
+        signalled = stop_file is None
         while True:
             try:
                 code = proc.wait(timeout=poll_s)
@@ -78,9 +86,15 @@ def run_group(ctx: Any, cmd: list[str], env: dict[str, str], log_path: Path, cwd
             if on_poll is not None:
                 on_poll()
             if ctx.stop_requested:
+                if stop_deadline is None and stop_file is not None:
+                    stop_file.write_text("stop requested by the stage\n")
                 stop_deadline = stop_deadline or time.monotonic() + STOP_GRACE_S
                 if time.monotonic() > stop_deadline:
-                    kill_group(pgid, signal.SIGKILL)
+                    if not signalled:  # the workers did not stop by themselves: torchrun forwards SIGTERM
+                        kill_group(pgid, signal.SIGTERM)
+                        signalled, stop_deadline = True, time.monotonic() + GROUP_EXIT_WAIT_S
+                    else:
+                        kill_group(pgid, signal.SIGKILL)
         reap_group(pgid)
     return code
 

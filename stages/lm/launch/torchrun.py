@@ -7,7 +7,10 @@ node through ``srun`` with a c10d rendezvous on this host (the batch host of the
 torchrun starts each worker in a session of its own, so a stop signal forwarded to torchrun's group reaches
 torchrun alone; it passes the signals it handles on to its workers, waits ``--shutdown-timeout`` seconds, then kills
 them. SIGUSR2 is added to those (``--signals-to-handle``): by default it ends torchrun at once and leaves its workers
-running, orphaned (seen with torch 2.13). The native engine's workers checkpoint on the signal within that timeout.
+running, orphaned (seen with torch 2.13). ``--shutdown-timeout`` exists only from torch 2.12 (torch 2.11's torchrun
+refuses it and always waits 30 s: found on the GPU machine, whose torch is the images' 2.11), so it is passed only
+where the installed torchrun has it; the native engine's workers are asked to stop through a file instead
+(``stop_request``), which no torchrun timeout cuts short. verl's SFT workers have no handler and are stopped by it.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import os
 import socket
 import sys
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 HANDLED_SIGNALS = "SIGTERM,SIGINT,SIGHUP,SIGQUIT,SIGUSR2"  # torchrun forwards these to its workers
@@ -46,10 +50,21 @@ def detected_world(nodes: int, gpus_per_node: int) -> World:
     return World(nodes=nodes, ranks_per_node=max(1, gpus_per_node), cpu=True)
 
 
-def torchrun_command(world: World, module: str, args: list[str]) -> list[str]:
-    """The command that starts ``python -m module args`` on every rank of ``world``."""
-    run = [sys.executable, "-m", "torch.distributed.run", f"--signals-to-handle={HANDLED_SIGNALS}",
-           f"--shutdown-timeout={WORKER_SHUTDOWN_S}"]
+@cache
+def torchrun_options() -> frozenset[str]:
+    """The option strings the installed torchrun accepts (its own argument parser, without starting it)."""
+    from torch.distributed.run import get_args_parser
+
+    return frozenset(o for action in get_args_parser()._actions for o in action.option_strings)
+
+
+def torchrun_command(world: World, module: str, args: list[str], options: frozenset[str] | None = None) -> list[str]:
+    """The command that starts ``python -m module args`` on every rank of ``world`` (``options``: what torchrun
+    accepts, the installed one's by default)."""
+    accepted = torchrun_options() if options is None else options
+    run = [sys.executable, "-m", "torch.distributed.run", f"--signals-to-handle={HANDLED_SIGNALS}"]
+    if "--shutdown-timeout" in accepted:
+        run.append(f"--shutdown-timeout={WORKER_SHUTDOWN_S}")
     if world.nodes == 1:
         return [*run, "--standalone", "--nnodes=1", f"--nproc_per_node={world.ranks_per_node}", "-m", module, *args]
     job_id = os.environ.get("SLURM_JOB_ID", "fllm")

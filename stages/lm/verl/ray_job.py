@@ -117,6 +117,8 @@ def run_script(ctx: Any, script: Path, overrides: list[str], env_vars: dict[str,
     code = run_group(ctx, ["bash", str(script), *overrides], env, log_path, cwd=script.parent, on_poll=report)
     if ctx.stop_requested:  # the signal was forwarded to the group; verl saves nothing on it
         step = finished_step(ctx.checkpoint_dir)
+        if step:  # verl logs a step's metrics after its checkpoint: the signal may land between the two
+            ctx.report(step / total_steps, f"step {step}/{total_steps} (checkpoint)", force=True)
         raise ctx.preempt(str(step_dir(ctx.checkpoint_dir, step)) if step else None)
     if code != 0:
         raise RuntimeError(f"{what} exited with code {code}; see {log_path}")
