@@ -7,7 +7,7 @@ calls, so the work is cut into steps that each finish within one call and leave 
   hf        HF `generate` tokens/s on the same card (bench/bench_hf_generate.py), the rollout baseline
   grpo      grpo-trainer engine verl: run until verl saved step --stop-at, send SIGUSR2 (expect exit 75), rerun
             (expect exit 0 after resuming), then the evaluator's target suite on the exported model
-  sft       sft-trainer engine native and engine verl on the same rows: first-step loss, tokens/s, memory
+  sft       sft-trainer engine native and engine verl on the same batch: first-step loss, tokens/s, memory
 Every step writes <out>/<step>.json (and the logs it read) even when the stage under test fails.
 Usage (after bench/gpu/install.sh): PYTHONPATH=/tmp/site:SRC python bench/gpu/verl_paths.py STEP --data DIR ...
 """
@@ -182,23 +182,44 @@ def step_evaluate(a) -> dict:
             **run_stage("evaluator", m, a.work, a.out / "evaluator.log", timeout=a.timeout)}
 
 
-def sft_manifest(a, engine: str) -> dict:
-    params = {"max_steps": a.sft_steps, "global_batch_size": 32, "micro_batch_tokens": 8192, "max_length": 1024,
-              "val_fraction": 0.0, "save_every_steps": 1000, "precision": {"bf16": True},
-              "optim": {"lr": 1e-5, "warmup_ratio": 0.0}}
-    inputs = {"model": (a.work / "model", "hf_model"), "data": (a.data / "sft" / "gsm8k.parquet", "sft_data")}
+SFT_BATCH = 32
+
+
+def sft_rows(a) -> Path:
+    """The first ``SFT_BATCH`` rows of the bench data: a global batch that is the whole set is the same batch for
+    both engines whatever their shuffles, so their first-step losses compare (tests/sft_trainer/test_engine_parity.py
+    does the same on the CPU); every step then trains those rows again, which changes nothing in tokens/s."""
+    import pyarrow.parquet as pq
+
+    path = a.work / "sft-rows.parquet"
+    pq.write_table(pq.read_table(a.data / "sft" / "gsm8k.parquet").slice(0, SFT_BATCH), path)
+    return path
+
+
+def sft_manifest(a, engine: str, rows: Path) -> dict:
+    # one micro-batch holds the batch (about 10k tokens), so both engines log the token mean over the batch
+    params = {"max_steps": a.sft_steps, "epochs": a.sft_steps, "global_batch_size": SFT_BATCH,
+              "micro_batch_tokens": 16384, "max_length": 1024, "val_fraction": 0.0, "save_every_steps": 1000,
+              "precision": {"bf16": True}, "optim": {"lr": 1e-5, "warmup_ratio": 0.0}}
+    inputs = {"model": (a.work / "model", "hf_model"), "data": (rows, "sft_data")}
     return manifest("sft-trainer", f"gpu.sft.{engine}", inputs, params, a.work / f"sft-{engine}", engine)
 
 
 def step_sft(a) -> dict:
     result: dict = {"card": card()}
+    rows = sft_rows(a)
     for engine in a.engines.split(","):
-        m = sft_manifest(a, engine)
+        shutil.rmtree(a.work / f"sft-{engine}", ignore_errors=True)  # a rerun starts afresh, not from a checkpoint
+        m = sft_manifest(a, engine, rows)
         r = run_stage("sft_trainer", m, a.work, a.out / f"sft-{engine}.log", timeout=a.timeout)
         metrics = Path(m["spec"]["output_dir"]) / "metrics.jsonl"
         r["metrics"] = [json.loads(x) for x in metrics.read_text().splitlines()] if metrics.exists() else []
         result[engine] = r
         tidy(Path(m["spec"]["output_dir"]))
+    firsts = {e: result[e]["metrics"][0].get("loss") for e in a.engines.split(",") if result[e].get("metrics")}
+    if len(firsts) == 2 and None not in firsts.values():
+        a_, b_ = firsts.values()
+        result["first_step_loss"] = {**firsts, "relative_difference": abs(a_ - b_) / max(abs(a_), abs(b_), 1e-12)}
     return result
 
 
