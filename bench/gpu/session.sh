@@ -63,7 +63,6 @@ step spin python3 bench/bench_spin.py --out "$res/spin" --prompts 256 --offload 
 step grpo_first "${vp[@]}" grpo --phase first --steps "${GRPO_STEPS:-2}" --stop-at "${GRPO_STOP_AT:-1}"
 step grpo_resume "${vp[@]}" grpo --phase resume --steps "${GRPO_STEPS:-2}" --stop-at "${GRPO_STOP_AT:-1}"
 step evaluate "${vp[@]}" evaluate
-rm -rf /tmp/gpu-work/grpo/checkpoints
 step sft "${vp[@]}" sft --sft-steps 8
 step pi_grpo "${pi[@]}" grpo
 step pi_report "${pi[@]}" report

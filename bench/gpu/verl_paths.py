@@ -178,8 +178,9 @@ def step_evaluate(a) -> dict:
     inputs = {"model": (model, "hf_model"), "target_data": (a.data / "datasets" / "math-eval", "gem_dataset")}
     m = manifest("evaluator", "gpu.evaluator.grpo-export", inputs, params, a.work / "eval", "hf")
     files = sorted(f.name for f in model.iterdir()) if model.is_dir() else None
-    return {"model": str(model), "model_files": files,
-            **run_stage("evaluator", m, a.work, a.out / "evaluator.log", timeout=a.timeout)}
+    result = run_stage("evaluator", m, a.work, a.out / "evaluator.log", timeout=a.timeout)
+    tidy(a.work / "grpo")  # the lifecycle is over: its checkpoints only take disk from the next steps
+    return {"model": str(model), "model_files": files, **result}
 
 
 SFT_BATCH = 32

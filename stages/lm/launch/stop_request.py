@@ -17,7 +17,7 @@ import signal
 from pathlib import Path
 from types import FrameType
 
-WORKER_STOP_SIGNALS = (signal.SIGUSR2, signal.SIGTERM, signal.SIGINT)
+from stages.core.signals import STOP_SIGNALS  # the lifecycle's own: a worker answers the same signals as a stage
 
 
 def stop_file_for(job_file: Path) -> Path:
@@ -33,7 +33,7 @@ class WorkerStop:
         self.requested = False
 
     def install(self) -> WorkerStop:
-        for sig in WORKER_STOP_SIGNALS:
+        for sig in STOP_SIGNALS:
             signal.signal(sig, self._note)
         return self
 
