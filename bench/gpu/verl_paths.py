@@ -51,8 +51,9 @@ def run_stage(module: str, m: dict, work: Path, log: Path, stop_when=None, timeo
     t0 = time.time()
     with log.open("a") as fh:
         proc = subprocess.Popen(stage_cmd(module, path), stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
-        signalled = None
+        signalled, peak = None, 0
         while proc.poll() is None:
+            peak = max(peak, gpu_used_mib())
             if time.time() - t0 > timeout:
                 os.killpg(proc.pid, signal.SIGKILL)
                 break
@@ -63,11 +64,22 @@ def run_stage(module: str, m: dict, work: Path, log: Path, stop_when=None, timeo
         rc = proc.wait()
     record = Path(m["spec"]["output_dir"]) / "manifest.json"
     rec = json.loads(record.read_text()) if record.exists() else {}
-    result = {"rc": rc, "seconds": round(time.time() - t0, 1), "signalled_at_s": signalled,
+    result = {"rc": rc, "seconds": round(time.time() - t0, 1), "signalled_at_s": signalled, "gpu_peak_used_mib": peak,
               "status": rec.get("status"), "summary": rec.get("summary"), "outputs": rec.get("outputs")}
     if rc not in (0, 75):  # the cause travels with the record: logs may not come back from the machine
         result["log_tail"] = log.read_text(errors="replace")[-6000:]
     return result
+
+
+def gpu_used_mib() -> int:
+    """GPU memory in use as nvidia-smi sees it (every process, allocator cache and CUDA context included), sampled
+    every 2 s by run_stage: the figure to size a card by, beside the engines' own allocator peaks."""
+    try:
+        p = subprocess.run(["nvidia-smi", "--query-gpu=memory.used", "--format=csv,noheader,nounits"],
+                           check=False, capture_output=True, text=True, timeout=10)
+        return max((int(x) for x in p.stdout.split()), default=0)
+    except (OSError, ValueError, subprocess.TimeoutExpired):
+        return 0
 
 
 def tidy(out_dir: Path) -> None:
@@ -221,7 +233,58 @@ def step_sft(a) -> dict:
     if len(firsts) == 2 and None not in firsts.values():
         a_, b_ = firsts.values()
         result["first_step_loss"] = {**firsts, "relative_difference": abs(a_ - b_) / max(abs(a_), abs(b_), 1e-12)}
+    try:
+        result["comparison"] = sft_comparison(a.work / "model", result, a.engines.split(","))
+    except Exception as exc:  # noqa: BLE001 - the runs' own records stay
+        result["comparison"] = {"error": repr(exc)}
     return result
+
+
+def sft_comparison(model: Path, result: dict, engines: list[str]) -> dict:
+    """Per step and engine: tokens, seconds, tokens/s, MFU and the allocator's peak, by one formula for both.
+
+    FLOPs per step come from verl's own counter (``verl.utils.flops_counter``, the one behind verl's ``train/mfu``)
+    on the step's token count, every row at the batch's mean length (the attention term, the only one that depends
+    on the lengths, is about 1% of the FLOPs at these ~170-token rows). The native engine logs its step time, so its
+    MFU is FLOPs / (time x the card's promised FLOPs); verl logs its MFU and not its time, so its time is
+    FLOPs / (MFU x promised). Step 1 carries the warm-up; the steady figure is the median of the later steps."""
+    import statistics
+
+    from transformers import AutoConfig
+    from verl.utils.flops_counter import FlopsCounter
+
+    counter = FlopsCounter(AutoConfig.from_pretrained(model))
+    out: dict = {}
+    for engine in engines:
+        rows = []
+        for m in result.get(engine, {}).get("metrics", []):
+            tokens = float(m.get("tokens") or 0)
+            if not tokens:
+                continue
+            base, extra = divmod(int(tokens), SFT_BATCH)  # lengths as even as the step's exact token sum allows
+            lengths = [base + 1] * extra + [base] * (SFT_BATCH - extra)
+            tflop, promised = counter.estimate_flops(lengths, 1.0)  # TFLOP/s at 1 s: the step's TFLOPs; promised in T
+            if engine == "native":
+                seconds = m["step_time_s"]
+                mfu = tflop / seconds / promised
+            else:
+                mfu = m.get("train/mfu")
+                if not mfu:
+                    continue
+                seconds = tflop / (mfu * promised)
+            mem = m.get("max_memory_allocated_gb", m.get("perf/max_memory_allocated_gb"))
+            rows.append({"step": m["step"], "loss": m.get("loss"), "tokens": tokens, "seconds": round(seconds, 4),
+                         "tokens_per_s": round(tokens / seconds, 1), "mfu": round(mfu, 4),
+                         "max_memory_allocated_gb": round(mem, 2) if mem is not None else None})
+        later = rows[1:] or rows
+        out[engine] = {"steps": rows, "promised_tflops": promised if rows else None,
+                       "steady_tokens_per_s": statistics.median(r["tokens_per_s"] for r in later) if later else None,
+                       "steady_mfu": statistics.median(r["mfu"] for r in later) if later else None,
+                       "gpu_peak_used_mib": result.get(engine, {}).get("gpu_peak_used_mib")}
+    if all(out.get(e, {}).get("steady_tokens_per_s") for e in engines) and len(engines) == 2:
+        out["verl_over_native_tokens_per_s"] = round(out[engines[1]]["steady_tokens_per_s"]
+                                                     / out[engines[0]]["steady_tokens_per_s"], 3)
+    return out
 
 
 def card() -> str:

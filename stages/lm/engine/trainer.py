@@ -206,6 +206,8 @@ class Trainer:
         record = {k: all_reduce(v, self.info) / total_units for k, v in zip(names, values[1:])}
         record.update(lr=lr, grad_norm=values[0], tokens=tokens, units=total_units, micro_batches=n_micro,
                       step_time_s=elapsed, tokens_per_s=tokens / elapsed if elapsed > 0 else 0.0)
+        if self.info.device.type == "cuda":  # the peak so far, as verl logs it (perf/max_memory_allocated_gb)
+            record["max_memory_allocated_gb"] = torch.cuda.max_memory_allocated(self.info.device) / 2**30
         if self.step % self.config.log_every == 0 or self.step == self.total_steps:
             self.metrics.log(self.step, record)
         return record
