@@ -214,6 +214,8 @@ def sft_manifest(a, engine: str, rows: Path) -> dict:
     params = {"max_steps": a.sft_steps, "epochs": a.sft_steps, "global_batch_size": SFT_BATCH,
               "micro_batch_tokens": 16384, "max_length": 1024, "val_fraction": 0.0, "save_every_steps": 1000,
               "precision": {"bf16": True}, "optim": {"lr": 1e-5, "warmup_ratio": 0.0}}
+    if engine == "verl" and a.verl_extra:  # a variant of verl's run (e.g. model.use_remove_padding=false)
+        params["verl"] = {"extra_overrides": a.verl_extra}
     inputs = {"model": (a.work / "model", "hf_model"), "data": (rows, "sft_data")}
     return manifest("sft-trainer", f"gpu.sft.{engine}", inputs, params, a.work / f"sft-{engine}", engine)
 
@@ -312,6 +314,8 @@ def main() -> None:
     ap.add_argument("--phase", choices=["all", "first", "resume"], default="all")
     ap.add_argument("--sft-steps", type=int, default=12)
     ap.add_argument("--engines", default="native,verl")
+    ap.add_argument("--verl-extra", action="append", default=[], metavar="KEY=VALUE",
+                    help="a verl Hydra override for the sft step's verl run (repeatable); use a separate --out")
     ap.add_argument("--timeout", type=float, default=500)
     a = ap.parse_args()
     a.work.mkdir(parents=True, exist_ok=True)

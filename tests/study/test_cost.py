@@ -62,6 +62,19 @@ def test_training_estimate_beside_the_measured_bench_runs(capsys):
         assert 0.75 <= est / measured <= 1.25, (name, est, measured)
 
 
+def test_verl_training_estimate_beside_the_measured_verl_sft_run():
+    """verl's rate is the one its SFT run reached on the GPU box; the native engine's rate, measured in the same run
+    on the same batch, stays within the estimate's tolerance too (its constant comes from the other bench)."""
+    doc = _doc("verl_sft_gpu.json")
+    assert doc["first_step_loss"]["relative_difference"] < 1e-3  # the same batch for both engines
+    for engine in ("verl", "native"):
+        steps = doc["comparison"][engine]["steps"][1:]  # step 1 carries the warm-up
+        measured = statistics.median(s["seconds"] for s in steps)
+        tokens = steps[0]["tokens"]
+        est = throughput.train_seconds(tokens, SHAPES["1.7B"], H100, 1, engine, tokens / 32, checkpointing=True)
+        assert 0.8 <= est / measured <= 1.25, (engine, est, measured)
+
+
 def test_generation_estimate_beside_the_measured_hf_generate():
     doc = _doc("hf_generate.json")
     for row in doc["results"]:

@@ -4,7 +4,7 @@ Why rates from ``bench/results`` and not a guess per stage: the cost of a study 
 engines, and the measured rates of those engines on the project's own GPU box are the best predictor there is.
 Each constant names the file (or reference note) it comes from; ``tests/study/test_cost.py`` checks the measured
 ones against those files, so a rerun bench that moves them fails until they are updated. What was not measured
-(verl's training rate, teacher sizes under tensor parallelism) is marked "estimate" and scaled from the nearest
+(teacher sizes under tensor parallelism) is marked "estimate" and scaled from the nearest
 measurement by the arithmetic written next to it.
 
 Training: model FLOPs per token as the bench counts them, 6 N + 12 L a s (N parameters, L layers, a the attention
@@ -30,10 +30,13 @@ NATIVE_MFU_EAGER = 0.215
 # bench/results/native_engine_2gpu_every_side_by_side.json: two H100s, FSDP2 reducing every micro-batch: 31.6% MFU
 # per GPU against 47.6% on one (same compiled engine): the share a GPU keeps when sharding, 0.66.
 NATIVE_MULTI_GPU_SCALING = 0.316 / 0.476
-# verl's FSDP SFT and actor updates: not measured here (verl cannot be installed on the GPU box, infra.md §9).
-# Estimate: the 20% MFU TRL's SFTTrainer reached on the same H100 with transformers' modelling code and SDPA
-# (infra.md §9, "Peer"); verl adds remove-padding and flash-attention but also its own overheads.
-VERL_MFU = 0.20
+# bench/results/verl_sft_gpu.json: verl's FSDP SFT beside the native engine on one H100, the same 32-row batch (5,636
+# tokens) for both, checkpointing on: verl's steady step 1.448 s = 5.5% MFU (counted here as 6 N + 12 L a s, before
+# the checkpointing factor), the native engine's 0.331 s (24%). The same card type ran verl's GRPO actor update at
+# about the same rate (bench/results/pi_distill_verl.json, grpo_arm: 4.9 s for 64 sequences of a GSM8K prompt and
+# about 250 generated tokens, some 4.7k tokens/s against SFT's 3.9k), so every verl update is costed at it. Measured with SDPA (no flash-attn on the GPU box; the images ship flash-attn 2.8.3), which
+# verl's remove-padding and padded runs both reached: the attention kernel is not what costs the difference.
+VERL_MFU = 0.055
 CHECKPOINTING_FACTOR = 6 / 8  # a recomputed forward: 8 N FLOPs of work per token for 6 N counted
 
 # --- decoding ------------------------------------------------------------------------------------------------------
