@@ -77,6 +77,18 @@ def test_the_stages_own_settings_when_measured():
             assert abs(got / row["peak_mem_gib"] - 1) <= 0.15, (row["config"], got, row["peak_mem_gib"])
 
 
+def test_verl_sft_within_15_percent_of_its_measured_peak():
+    """verl's FSDP state and head at the studies' setting (activation checkpointing on), against the allocator peak
+    its SFT run logged on an H100 (``bench/results/verl_sft_gpu.json``: one micro-batch of the batch's tokens)."""
+    doc = json.loads((BENCH / "verl_sft_gpu.json").read_text())
+    steps = doc["comparison"]["verl"]["steps"]
+    want = max(s["max_memory_allocated_gb"] for s in steps)  # torch's figure in GiB
+    x = TrainSetup("sft-trainer", "verl", SHAPES["1.7B"], 1, micro_tokens=int(steps[0]["tokens"]),
+                   activation_checkpointing=True)
+    got = estimate(x, CARDS["H100-80GB"]).peak_gib
+    assert abs(got / want - 1) <= 0.15, f"model {got:.1f} GiB vs measured {want:.1f} GiB"
+
+
 def test_shapes_count_the_published_parameters():
     published = {"1.7B": 1.7e9, "4B": 4.0e9, "8B": 8.2e9, "14B": 14.8e9, "32B": 32.8e9, "70B": 70.6e9}
     for size, n in published.items():
