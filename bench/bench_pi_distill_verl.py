@@ -21,9 +21,7 @@ update runs every step. Steps after the first are averaged (the first pays vLLM'
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
 import subprocess
 import sys
 import threading
@@ -33,7 +31,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.gpu.verl_paths import card, manifest, run_stage, tidy, verl_metrics, write  # noqa: E402
+from bench.gpu.verl_paths import (  # noqa: E402
+    card, manifest, run_stage, step_parser, tidy, verl_metrics, write)
 
 KEYS = {"gen_s": "timing_s/gen", "old_log_prob_s": "timing_s/old_log_prob", "update_s": "timing_s/update_actor",
         "step_s": "timing_s/step", "response_tokens": "response_length/mean", "throughput": "perf/throughput",
@@ -79,14 +78,14 @@ def pi_manifest(a) -> dict:
               "verl": {"rollout_gpu_memory_utilization": a.vllm_memory, "log_prob_micro_batch_size_per_gpu": 16,
                        "micro_batch_size_per_gpu": 8}}
     inputs = {"model": (a.work / "model", "hf_model"), "prompts": (a.data / "prompts" / "gsm8k.parquet", "rl_prompts")}
-    return manifest("pi-distill", "gpu.pi-distill.verl", inputs, params, a.work / "bench-pi", "verl")
+    return manifest("pi-distill", "gpu.pi-distill.verl", inputs, params, a.work / "bench-pi", "verl", a.gpus)
 
 
 def grpo_manifest(a) -> dict:
     params = {**common(a), "mini_batch_size": a.prompts_per_step, "micro_batch_size_per_gpu": 8,
               "verl": {"rollout_gpu_memory_utilization": a.vllm_memory, "log_prob_micro_batch_size_per_gpu": 16}}
     inputs = {"model": (a.work / "model", "hf_model"), "prompts": (a.data / "prompts" / "gsm8k.parquet", "rl_prompts")}
-    return manifest("grpo-trainer", "gpu.grpo.verl.bench-pi", inputs, params, a.work / "bench-grpo", "verl")
+    return manifest("grpo-trainer", "gpu.grpo.verl.bench-pi", inputs, params, a.work / "bench-grpo", "verl", a.gpus)
 
 
 def per_step(out_dir: Path, sequences: int) -> list[dict]:
@@ -147,11 +146,7 @@ def report(a) -> dict:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("step", choices=["pi", "grpo", "report"])
-    ap.add_argument("--work", type=Path, default=Path("/tmp/gpu-work"))
-    ap.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", "bench/results/gpu")))
-    ap.add_argument("--data", type=Path, help="bench data folder with prompts/gsm8k.parquet")
+    ap = step_parser(__doc__, ["pi", "grpo", "report"], "bench data folder with prompts/gsm8k.parquet")
     ap.add_argument("--group-size", type=int, default=4)
     ap.add_argument("--prompts-per-step", type=int, default=16)
     ap.add_argument("--new-tokens", type=int, default=256)
@@ -159,6 +154,7 @@ def main() -> None:
     ap.add_argument("--alpha", type=float, default=0.5)
     ap.add_argument("--beta", type=float, default=0.1)
     ap.add_argument("--vllm-memory", type=float, default=0.4)
+    ap.add_argument("--gpus", type=int, default=1, help="GPUs of one host (verl's FSDP and one vLLM replica each)")
     ap.add_argument("--timeout", type=float, default=540)
     a = ap.parse_args()
     a.work.mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,4 @@
-"""Write a random-init Qwen3 at a real shape (1.7B, 4B) with the real Qwen3 tokenizer as a Hugging Face folder.
+"""Write a random-init Qwen3 at a real shape (0.6B to 8B) with the real Qwen3 tokenizer as a Hugging Face folder.
 
 Why: the GPU runs measure the verl and native paths at the sizes the study trains without downloading weights (the
 GPU machine reaches no hub); throughput and memory depend on the shape, not on the values. The tokenizer files
@@ -23,6 +23,8 @@ SHAPES = {
     "1.7B": QWEN3_1P7B,
     "4B": {**QWEN3_1P7B, "hidden_size": 2560, "intermediate_size": 9728, "num_hidden_layers": 36,
            "num_attention_heads": 32, "num_key_value_heads": 8},
+    "8B": {**QWEN3_1P7B, "hidden_size": 4096, "intermediate_size": 12288, "num_hidden_layers": 36,
+           "num_attention_heads": 32, "num_key_value_heads": 8, "tie_word_embeddings": False},
 }
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja", "generation_config.json")
 

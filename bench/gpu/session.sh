@@ -12,6 +12,9 @@
 #                 TORCH_GRACE seconds, then stops it), then π-Distill on verl, SPIN with vLLM, GRPO
 #                 stop/resume/evaluate, SFT verl vs native, GRPO on verl beside π-Distill, any STEPS_EXTRA commands,
 #                 then the queue (RES/queue) until RES/stop exists
+#   PHASE multi   (2-4 GPUs, issue 26; GPUS=N, default 2) waits for RES/installed, then SPIN on 1 and N GPUs at 1.7B
+#                 and 8B with a SIGUSR2 stop and resume, native SFT at 8B on N GPUs with and without optimizer
+#                 offload, GRPO on verl on N GPUs (stop, resume), π-Distill and GRPO on verl on N GPUs
 #   SRC a snapshot of the project (git archive), DATA the bench data (bench/README.md), RES the results folder.
 # Progress: RES/progress.txt (one line per step: name, exit code, seconds, free disk); logs: RES/<step>.log.
 # A step whose RES/skip-NAME exists is skipped (a later call decides when device time runs short); with
@@ -39,6 +42,27 @@ if [ "$phase" = torch ]; then
     step kl_exact env OUT="$res/kl" python3 bench/bench_kl_exact.py
     step memory python3 bench/bench_memory.py --out "$res/mem"
     touch "$res/torch.done"
+    exit 0
+fi
+
+if [ "$phase" = multi ]; then
+    until [ -f "$res/installed" ]; do sleep 2; done
+    export PYTHONPATH=/tmp/site:$src PATH=/tmp/site/bin:$PATH
+    n=${GPUS:-2}
+    mg=(python3 bench/gpu/multi_gpu.py --work /tmp/gpu-work --data "$data" --gpus "$n")
+    step multi_prepare "${mg[@]}" --out "$res/multi" prepare --shapes 1.7B,8B
+    step multi_spin_1.7B "${mg[@]}" --out "$res/multi/1.7B" spin --shape 1.7B
+    step multi_spin_8B "${mg[@]}" --out "$res/multi/8B" spin --shape 8B --prompts 128
+    step multi_sft_8B "${mg[@]}" --out "$res/multi/8B" sft --shape 8B
+    vp=(python3 bench/gpu/verl_paths.py --work /tmp/gpu-work --out "$res/multi/verl" --data "$data" --gpus "$n" --grpo-shape 1.7B)
+    step multi_verl_prepare "${vp[@]}" prepare --tokenizer "$data/tokenizer"
+    step multi_grpo_first "${vp[@]}" grpo --phase first --steps 3 --stop-at 1
+    step multi_grpo_resume "${vp[@]}" grpo --phase resume --steps 3 --stop-at 1
+    pi=(python3 bench/bench_pi_distill_verl.py --data "$data" --work /tmp/gpu-work --out "$res/multi/pi" --gpus "$n")
+    step multi_pi "${pi[@]}" pi --steps 3
+    step multi_pi_grpo "${pi[@]}" grpo --steps 3
+    step multi_pi_report "${pi[@]}" report
+    touch "$res/multi.done"
     exit 0
 fi
 

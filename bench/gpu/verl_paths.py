@@ -155,7 +155,7 @@ def grpo_manifest(a) -> dict:
               "drop_zero_variance_groups": False, "precision": {"bf16": True},
               "verl": {"rollout_gpu_memory_utilization": 0.4, "log_prob_micro_batch_size_per_gpu": 16}}
     inputs = {"model": (grpo_model(a), "hf_model"), "prompts": (a.data / "prompts" / "gsm8k.parquet", "rl_prompts")}
-    return manifest("grpo-trainer", "gpu.grpo.verl", inputs, params, a.work / "grpo", "verl")
+    return manifest("grpo-trainer", "gpu.grpo.verl", inputs, params, a.work / "grpo", "verl", a.gpus)
 
 
 def step_grpo(a) -> dict:
@@ -217,7 +217,7 @@ def sft_manifest(a, engine: str, rows: Path) -> dict:
     if engine == "verl" and a.verl_extra:  # a variant of verl's run (e.g. model.use_remove_padding=false)
         params["verl"] = {"extra_overrides": a.verl_extra}
     inputs = {"model": (a.work / "model", "hf_model"), "data": (rows, "sft_data")}
-    return manifest("sft-trainer", f"gpu.sft.{engine}", inputs, params, a.work / f"sft-{engine}", engine)
+    return manifest("sft-trainer", f"gpu.sft.{engine}", inputs, params, a.work / f"sft-{engine}", engine, a.gpus)
 
 
 def step_sft(a) -> dict:
@@ -289,6 +289,16 @@ def sft_comparison(model: Path, result: dict, engines: list[str]) -> dict:
     return out
 
 
+def step_parser(doc: str, steps: list[str], data_help: str) -> argparse.ArgumentParser:
+    """The arguments every GPU bench driver shares: the step, its work folder, where results go, the bench data."""
+    ap = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    ap.add_argument("step", choices=steps)
+    ap.add_argument("--work", type=Path, default=Path("/tmp/gpu-work"))
+    ap.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", "bench/results/gpu")))
+    ap.add_argument("--data", type=Path, help=data_help)
+    return ap
+
+
 def card() -> str:
     try:
         import torch
@@ -298,11 +308,8 @@ def card() -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("step", choices=["prepare", "hf", "grpo", "evaluate", "sft"])
-    ap.add_argument("--work", type=Path, default=Path("/tmp/gpu-work"))
-    ap.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", "bench/results/gpu")))
-    ap.add_argument("--data", type=Path, help="folder with prompts/, sft/, datasets/ (bench data)")
+    ap = step_parser(__doc__, ["prepare", "hf", "grpo", "evaluate", "sft"],
+                     "folder with prompts/, sft/, datasets/ (bench data)")
     ap.add_argument("--tokenizer", type=Path)
     ap.add_argument("--shape", default="1.7B")
     ap.add_argument("--grpo-shape", default="0.6B", help="the shape of GRPO's stop/resume/export run (disk: 64 GB)")
@@ -313,6 +320,7 @@ def main() -> None:
     ap.add_argument("--stop-at", type=int, default=2)
     ap.add_argument("--phase", choices=["all", "first", "resume"], default="all")
     ap.add_argument("--sft-steps", type=int, default=12)
+    ap.add_argument("--gpus", type=int, default=1, help="GPUs of the grpo and sft runs (one host)")
     ap.add_argument("--engines", default="native,verl")
     ap.add_argument("--verl-extra", action="append", default=[], metavar="KEY=VALUE",
                     help="a verl Hydra override for the sft step's verl run (repeatable); use a separate --out")

@@ -45,6 +45,7 @@ def train_config(params: SFTParams, runtime: Any, prepared: Prepared) -> dict[st
         "wandb_project": tracking.project if tracking.wandb else None,
         "wandb_mode": tracking.mode,
         "grad_sync": params.native.grad_sync,
+        "optimizer_offload": params.native.optimizer_offload,
     }
 
 

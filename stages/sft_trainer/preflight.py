@@ -32,9 +32,10 @@ def check_engine_settings(spec: Any, engine: str) -> None:
         if params.lora.rank and params.lora.dropout:
             raise InputError("verl's SFT trainer has no LoRA dropout setting: set lora.dropout to 0",
                              "$.spec.params.lora.dropout")
-        if params.native.grad_sync != "auto":
-            raise InputError("the `native` block applies only to engine native; verl cannot honour it",
-                             "$.spec.params.native.grad_sync")
+        for key, unset in (("grad_sync", "auto"), ("optimizer_offload", False)):
+            if getattr(params.native, key) != unset:
+                raise InputError("the `native` block applies only to engine native; verl cannot honour it (verl's "
+                                 "own switches are in the `verl` block)", f"$.spec.params.native.{key}")
     if engine == "native":
         verl = params.verl
         if verl.param_offload or verl.optimizer_offload or verl.extra_overrides:

@@ -23,7 +23,8 @@ from typing import Any
 from stages.spin.state import SpinState
 
 STEP_KEYS = ("loss", "reward_margin", "chosen_reward", "rejected_reward", "reward_accuracy", "logp_chosen",
-             "logp_rejected", "logp_gap", "lr", "grad_norm", "tokens", "units", "step_time_s", "tokens_per_s")
+             "logp_rejected", "logp_gap", "lr", "grad_norm", "tokens", "units", "step_time_s", "tokens_per_s",
+             "max_memory_allocated_gb")  # the last only on a GPU
 
 
 def iteration_records(out: Path, state: SpinState, iterations: int) -> list[dict[str, Any]]:

@@ -127,6 +127,8 @@ def test_verl_block_is_refused_for_native(tmp_path, tiny_model_dir, sft_parquet)
 def test_native_block_is_refused_for_verl(tmp_path, tiny_model_dir, sft_parquet):
     m = sft_manifest(tmp_path, tiny_model_dir, sft_parquet, params={"native": {"grad_sync": "last_micro_batch"}})
     refused(tmp_path, m, "$.spec.params.native.grad_sync", "only to engine native")
+    m = sft_manifest(tmp_path, tiny_model_dir, sft_parquet, params={"native": {"optimizer_offload": True}})
+    refused(tmp_path, m, "$.spec.params.native.optimizer_offload", "only to engine native")
 
 
 def test_model_folder_without_tokenizer(tmp_path, tiny_model_dir, sft_parquet):

@@ -18,7 +18,9 @@ def native_checkpoints(root: Path) -> list[int]:
 
 
 def test_native_engine_runs_the_fixture_manifest_with_preempt_and_resume(tmp_path, tiny_model_dir, sft_parquet):
-    manifest = sft_manifest(tmp_path, tiny_model_dir, sft_parquet, engine="native")
+    # optimizer_offload reaches the engine (on a CPU it moves nothing: the state already lives in host memory)
+    manifest = sft_manifest(tmp_path, tiny_model_dir, sft_parquet, engine="native",
+                            params={"native": {"optimizer_offload": True}})
     out = tmp_path / "out"
 
     proc = start_stage(manifest)
@@ -48,5 +50,6 @@ def test_native_engine_runs_the_fixture_manifest_with_preempt_and_resume(tmp_pat
     assert summary["engine"] == "native" and summary["train_steps"] == TOTAL_STEPS
     assert summary["final_val_loss"] == rows[-1]["val_loss"] and summary["train_rows"] == 36
     assert rec["provenance"]["engine_config"]["train_config"]["global_batch_groups"] == 4
+    assert rec["provenance"]["engine_config"]["train_config"]["optimizer_offload"] is True
     assert set(rec["outputs"]) == {"model", "metrics", "checkpoints"}
     assert_model_loads_and_changed(out / "model", tiny_model_dir)
