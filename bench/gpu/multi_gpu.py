@@ -29,7 +29,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1]))
 
-from bench.gpu.verl_paths import card, manifest, run_stage, step_parser, tidy, write  # noqa: E402
+from bench.gpu.verl_paths import card, first_rows, manifest, run_stage, step_parser, tidy, write  # noqa: E402
 
 PEAK_TFLOPS = 989.0  # H100/H200 dense bf16, as verl's counter
 
@@ -50,22 +50,14 @@ def step_prepare(a) -> dict:
     return out
 
 
-def prompts_file(a) -> Path:
-    """The first --prompts rows of the bench prompts: every run of a step reads the same file."""
-    import pyarrow.parquet as pq
-
-    path = a.work / f"spin-prompts-{a.prompts}.parquet"
-    pq.write_table(pq.read_table(a.data / "prompts" / "gsm8k.parquet").slice(0, a.prompts), path)
-    return path
-
-
 def spin_manifest(a, gpus: int, tag: str) -> dict:
     params = {"iterations": 1, "epochs_per_iteration": 1, "global_batch_size": a.batch,
               "micro_batch_tokens": a.micro_tokens, "max_length": 1024, "max_prompt_length": 512,
               "sampling": {"max_new_tokens": a.new_tokens}, "keep_previous_iteration": False,
               "save_every_steps": 1000, "keep_checkpoints": 1, "precision": {"bf16": not a.cpu},
               "optim": {"lr": 1e-6}}
-    inputs = {"model": (model_dir(a, a.shape), "hf_model"), "prompts": (prompts_file(a), "rl_prompts")}
+    prompts = first_rows(a.data / "prompts" / "gsm8k.parquet", a.prompts, a.work / f"spin-prompts-{a.prompts}.parquet")
+    inputs = {"model": (model_dir(a, a.shape), "hf_model"), "prompts": (prompts, "rl_prompts")}
     return manifest("spin", f"multi.spin.{tag}", inputs, params, a.work / f"spin-{tag}", "native", gpus)
 
 

@@ -51,16 +51,17 @@ def run_stage(module: str, m: dict, work: Path, log: Path, stop_when=None, timeo
     t0 = time.time()
     with log.open("a") as fh:
         proc = subprocess.Popen(stage_cmd(module, path), stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
-        signalled, peak = None, 0
+        signalled, peak, sampled = None, 0, 0.0
         while proc.poll() is None:
-            peak = max(peak, gpu_used_mib())
+            if time.time() - sampled >= 2:  # nvidia-smi every 2 s; the stop condition every 0.25 s, so a short run
+                peak, sampled = max(peak, gpu_used_mib()), time.time()  # is still signalled mid-training
             if time.time() - t0 > timeout:
                 os.killpg(proc.pid, signal.SIGKILL)
                 break
             if stop_when and signalled is None and stop_when():
                 signalled = time.time() - t0
                 proc.send_signal(signal.SIGUSR2)
-            time.sleep(2)
+            time.sleep(0.25)
         rc = proc.wait()
     record = Path(m["spec"]["output_dir"]) / "manifest.json"
     rec = json.loads(record.read_text()) if record.exists() else {}
@@ -173,8 +174,9 @@ def step_grpo(a) -> dict:
     rows = verl_metrics(out_dir)
     result["rollout"] = rollout_rate(rows, a.prompts_per_step * a.group_size)
     result["metrics_keys"] = sorted({k for r in rows for k in (r.get("data") or {})})[:400]
-    shutil.copytree(out_dir / "verl", a.out / "grpo-verl", dirs_exist_ok=True,
-                    ignore=shutil.ignore_patterns("*.pt", "*.safetensors", "*.bin")) if (out_dir / "verl").exists() else None
+    if (out_dir / "verl").exists():  # verl's own logs and configs, without the weights
+        shutil.copytree(out_dir / "verl", a.out / "grpo-verl", dirs_exist_ok=True,
+                        ignore=shutil.ignore_patterns("*.pt", "*.safetensors", "*.bin"))
     return result
 
 
@@ -202,11 +204,15 @@ def sft_rows(a) -> Path:
     """The first ``SFT_BATCH`` rows of the bench data: a global batch that is the whole set is the same batch for
     both engines whatever their shuffles, so their first-step losses compare (tests/sft_trainer/test_engine_parity.py
     does the same on the CPU); every step then trains those rows again, which changes nothing in tokens/s."""
+    return first_rows(a.data / "sft" / "gsm8k.parquet", SFT_BATCH, a.work / "sft-rows.parquet")
+
+
+def first_rows(src: Path, n: int, dest: Path) -> Path:
+    """The first ``n`` rows of a bench parquet file, written to ``dest``: every run of a step reads the same rows."""
     import pyarrow.parquet as pq
 
-    path = a.work / "sft-rows.parquet"
-    pq.write_table(pq.read_table(a.data / "sft" / "gsm8k.parquet").slice(0, SFT_BATCH), path)
-    return path
+    pq.write_table(pq.read_table(src).slice(0, n), dest)
+    return dest
 
 
 def sft_manifest(a, engine: str, rows: Path) -> dict:

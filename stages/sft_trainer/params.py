@@ -39,12 +39,6 @@ class VerlOptions(StrictModel):
 class NativeOptions(NativeEngineOptions):
     """Settings only the native engine has."""
 
-    optimizer_offload: bool = Field(
-        False,
-        description="AdamW's moments in host memory between optimizer steps (8 bytes a parameter, sharded): "
-        "how 8B-14B full fine-tuning fits a node of 80 GB cards; a copy each way per step.",
-    )
-
 
 class SFTParams(StrictModel):
     epochs: float = Field(2.0, gt=0, le=100, description="Passes over the training data (fractions allowed).")

@@ -48,13 +48,6 @@ class VLLMOptions(StrictModel):
 class NativeOptions(NativeEngineOptions):
     """The native engine's settings for the reference and training phases (FSDP2 under torchrun on several GPUs)."""
 
-    optimizer_offload: bool = Field(
-        False,
-        description="Keep AdamW's moments (8 bytes/parameter, sharded over the GPUs) in CPU memory except during the "
-        "optimizer step: the switch that fits 14B full fine-tuning on one node of 4 x 80 GB; costs a copy each way "
-        "per step.",
-    )
-
 
 def _optim() -> Optim:
     return Optim(lr=5e-7, schedule="linear", warmup_ratio=0.1, weight_decay=0.0)

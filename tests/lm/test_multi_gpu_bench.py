@@ -28,10 +28,11 @@ def run(step: str, tmp_path, *extra: str) -> dict:
 
 
 def test_spin_on_one_and_two_ranks_then_stopped_and_resumed(tmp_path):
-    got = run("spin", tmp_path, "--prompts", "16", "--new-tokens", "16", "--stop-at", "2")
+    # 24 prompts in batches of 4: six steps, the stop after the first, so the signal lands mid-training
+    got = run("spin", tmp_path, "--prompts", "24", "--new-tokens", "16", "--stop-at", "1")
     assert "error" not in got, got
     one, two = got["runs"]["1gpu"], got["runs"]["2gpu"]
-    assert one["rc"] == two["rc"] == 0 and len(one["losses"]) == len(two["losses"]) == 4
+    assert one["rc"] == two["rc"] == 0 and len(one["losses"]) == len(two["losses"]) == 6
     assert got["max_relative_loss_difference"] < 1e-4  # fp32 on the CPU: reduction order only
     stop = got["stop_resume"]
     assert stop["first_rc"] == 75 and stop["resume_rc"] == 0 and stop["status"]["attempt"] == 2

@@ -21,4 +21,6 @@ def test_example_manifest_runs(tmp_path, fixtures_dir):
     rec = record_of(tmp_path / "out")
     assert rec["status"]["state"] == "succeeded"
     assert rec["summary"]["prompts_kept"] == 32 and rec["summary"]["iterations"] == 2
-    assert len(jsonl(tmp_path / "out" / "pairs" / "iter-1.reference.jsonl")) == 64
+    # keep_previous_iteration is false in the example: iteration 1 trains on its own 32 pairs only
+    rows = jsonl(tmp_path / "out" / "pairs" / "iter-1.reference.jsonl")
+    assert len(rows) == 32 and {r["source_iteration"] for r in rows} == {1}

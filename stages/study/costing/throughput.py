@@ -34,8 +34,9 @@ NATIVE_MULTI_GPU_SCALING = 0.316 / 0.476
 # tokens) for both, checkpointing on: verl's steady step 1.448 s = 5.5% MFU (counted here as 6 N + 12 L a s, before
 # the checkpointing factor), the native engine's 0.331 s (24%). The same card type ran verl's GRPO actor update at
 # about the same rate (bench/results/pi_distill_verl.json, grpo_arm: 4.9 s for 64 sequences of a GSM8K prompt and
-# about 250 generated tokens, some 4.7k tokens/s against SFT's 3.9k), so every verl update is costed at it. Measured with SDPA (no flash-attn on the GPU box; the images ship flash-attn 2.8.3), which
-# verl's remove-padding and padded runs both reached: the attention kernel is not what costs the difference.
+# about 250 generated tokens, some 4.7k tokens/s against SFT's 3.9k), so every verl update is costed at it.
+# Measured with SDPA (no flash-attn on the GPU box; the images ship flash-attn 2.8.3), which verl's remove-padding
+# and padded runs both reached: the attention kernel is not what costs the difference.
 VERL_MFU = 0.055
 CHECKPOINTING_FACTOR = 6 / 8  # a recomputed forward: 8 N FLOPs of work per token for 6 N counted
 
