@@ -24,12 +24,19 @@ class StorageError(ValueError):
     """A URI cannot be expanded, read or written."""
 
 
-def expand(uri: str) -> str:
-    """Expand ``$VARS`` and ``~``; relative local paths become absolute. Unset variables are an error."""
-    out = os.path.expanduser(os.path.expandvars(uri))
+def expand_vars(text: str) -> str:
+    """Expand ``$VARS`` and ``~`` and nothing else (a path parameter may also hold a served model's name). Unset
+    variables are an error."""
+    out = os.path.expanduser(os.path.expandvars(text))
     missing = _UNSET_VAR.findall(out)
     if missing:
-        raise StorageError(f"environment variable ${missing[0]} in {uri!r} is not set")
+        raise StorageError(f"environment variable ${missing[0]} in {text!r} is not set")
+    return out
+
+
+def expand(uri: str) -> str:
+    """Expand ``$VARS`` and ``~``; relative local paths become absolute. Unset variables are an error."""
+    out = expand_vars(uri)
     if "://" not in out:
         out = os.path.abspath(out)
     return out

@@ -124,7 +124,9 @@ def check_code_isolation(p: Any, lm_tasks: list[str], target: bool) -> None:
 
 
 def preflight(spec: Any, inputs: dict[str, Any]) -> None:
-    p = spec.params
+    from stages.evaluator.local_paths import with_local_paths
+
+    p = with_local_paths(spec.params)
     engine = spec.runtime.engine or "hf"
     if engine not in ("hf", "vllm"):
         raise InputError(f"unknown evaluator engine {engine!r}; use hf or vllm", "$.spec.runtime.engine")

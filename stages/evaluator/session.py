@@ -24,6 +24,7 @@ from stages.evaluator.items import ItemRecord, read_records, subset_hash, write_
 from stages.evaluator.lmeval import runner
 from stages.evaluator.lmeval.catalog import info
 from stages.evaluator.lmeval.records import records_from_samples
+from stages.evaluator.local_paths import with_local_paths
 from stages.evaluator.protocol import protocol_of, suites_of
 
 log = logging.getLogger("stages.evaluator")
@@ -45,7 +46,7 @@ def gen_kwargs(sampling: Sampling, max_new_tokens: int | None = None) -> dict[st
 class Session:
     def __init__(self, ctx: RunContext):
         self.ctx = ctx
-        self.params = ctx.params
+        self.params = with_local_paths(ctx.params)  # judge and attack files with $VARS expanded
         self.out: Path = ctx.local_output_dir
         self.model_dir = str(ctx.inputs["model"].path)
         self.benchmarks = str(ctx.inputs["benchmarks"].path) if "benchmarks" in ctx.inputs else None

@@ -429,7 +429,7 @@ def sync_cmd(study, root, cluster, dry_run) -> None:
 
     try:
         plan, _ = _setup(study, root, cluster, check_paths=False)
-        runs, code = sync(local(plan.study_dir), dry_run)
+        runs, code = sync([local(r.output_dir) for r in plan.runs.values()], dry_run)
     except StudyError as e:
         _fail(e)
     for r in runs:

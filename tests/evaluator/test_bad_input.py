@@ -86,3 +86,29 @@ def test_suites_without_their_inputs(tmp_path, tiny_model_dir, fixtures_dir, ok_
     refused(tmp_path, wrong, {"suite": "target", "target_env_id": "eval:MATH500"}, "$.spec.inputs.target_data")
     refused(tmp_path, {**ok_inputs, "base_model": (tiny_model_dir, "hf_model")}, {"suite": "forgetting", **MC},
             "base_model is used for KL")
+
+
+def test_an_unset_variable_in_a_judge_path_is_named(tmp_path, ok_inputs):
+    os.environ.pop("FLLM_UNSET_JUDGES", None)
+    refused(tmp_path, ok_inputs, {**MC, "refusal_classifier": "judge", "judge_model": "$FLLM_UNSET_JUDGES/phi-4"},
+            "$.spec.params.judge_model", "environment variable $FLLM_UNSET_JUDGES", "is not set")
+
+
+def test_path_params_expand_variables_as_inputs_do(monkeypatch, tmp_path):
+    """A study plans ``$SCRATCH/...`` judge folders once for every cluster; the stage reads them on the node."""
+    from stages.evaluator.local_paths import with_local_paths
+    from stages.evaluator.params import EvaluatorParams
+
+    monkeypatch.setenv("FLLM_JUDGES", str(tmp_path))
+    written = EvaluatorParams.model_validate({
+        **MC, "refusal_classifier": "judge", "judge_model": "$FLLM_JUDGES/phi-4",
+        "harmbench_classifier": "${FLLM_JUDGES}/cls",
+        "attacks": {"autodan": {"mutate_model": "$FLLM_JUDGES/mutator", "prototypes": "~/prototypes.json"}}})
+    assert written.judge_model == "$FLLM_JUDGES/phi-4"  # the spec (and its hash) keeps what the study wrote
+    p = with_local_paths(written)
+    assert p.judge_model == f"{tmp_path}/phi-4" and p.harmbench_classifier == f"{tmp_path}/cls"
+    assert p.attacks.autodan.mutate_model == f"{tmp_path}/mutator"
+    assert p.attacks.autodan.prototypes == os.path.expanduser("~/prototypes.json")
+    served = with_local_paths(EvaluatorParams.model_validate({**MC, "refusal_classifier": "judge",
+                                                               "judge_model": "phi-4"}))
+    assert served.judge_model == "phi-4"  # a served model's name stays a name
