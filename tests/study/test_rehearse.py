@@ -2,7 +2,7 @@
 stand-ins, every replacement is recorded, and the report renders in headless Chromium with every method x domain cell
 filled, the math slice carrying seed intervals and the base's noise flip rate.
 
-One test, one rehearsal (about 25 minutes on 2 cores): the study's real collector, sft-trainer (verl on CPU, as the
+One test, one rehearsal (about 13 minutes on 2 cores): the study's real collector, sft-trainer (verl on CPU, as the
 study asks), grpo-trainer, spin, pi-distill, evaluator and analyzer processes, started by the conductor.
 """
 
