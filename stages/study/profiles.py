@@ -57,7 +57,8 @@ class ClusterProfile(StrictModel):
     hf_home: str | None = Field("$SCRATCH/huggingface", description="HF_HOME on scratch (never $SLURM_TMPDIR).")
     wandb_mode: Literal["offline", "disabled"] = Field("offline", description="W&B on compute nodes.")
     signal: Literal["USR1", "USR2", "TERM"] = Field("USR2", description="Pre-timeout signal (NCCL may catch USR1).")
-    signal_grace_s: int = Field(300, ge=10, le=3600, description="Seconds before the limit to send it.")
+    signal_grace_s: int = Field(300, ge=10, le=3600,
+                                description="Seconds before the limit to send it (at most half a job's limit).")
     max_restarts: int = Field(10, ge=0, le=1000, description="Requeues allowed after the pre-timeout signal.")
     apptainer: ApptainerSettings = Field(default_factory=ApptainerSettings)
     launcher: Literal["srun", "direct"] = Field("srun", description="Start the stage as an srun step, or directly.")

@@ -83,6 +83,16 @@ def _cap(value: int, cap: int | None) -> int:
     return value if cap is None else min(value, cap)
 
 
+def job_minutes(job: Job, profile: ClusterProfile) -> int:
+    return min(int(job.runs[0].resources.get("time_minutes", 60)), profile.max_time_minutes)
+
+
+def grace_seconds(job: Job, profile: ClusterProfile) -> int:
+    """The profile's pre-timeout grace, at most half the job's limit: a grace as long as the limit would send the
+    signal as the job starts, and every attempt would stop, unstarted, and requeue until the restarts ran out."""
+    return min(profile.signal_grace_s, job_minutes(job, profile) * 30)
+
+
 def directives(job: Job, plan: Plan, profile: ClusterProfile, account: str | None = None) -> list[str]:
     res = job.runs[0].resources
     gpus = _cap(int(res.get("gpus_per_node", 0)), profile.max_gpus_per_node)
@@ -101,8 +111,8 @@ def directives(job: Job, plan: Plan, profile: ClusterProfile, account: str | Non
     if gpus:
         lines.append(f"--gres={profile.gres}:{gpus}")
     lines += [
-        f"--time={_time(min(int(res.get('time_minutes', 60)), profile.max_time_minutes))}",
-        f"--signal=B:{profile.signal}@{profile.signal_grace_s}",
+        f"--time={_time(job_minutes(job, profile))}",
+        f"--signal=B:{profile.signal}@{grace_seconds(job, profile)}",
         "--requeue",
         "--open-mode=append",
         f"--output={os.path.expandvars(job.log_pattern(plan))}",
@@ -220,7 +230,7 @@ def render(job: Job, plan: Plan, profile: ClusterProfile, images_dir: str | None
         "study": plan.study,
         "directives": "\n".join(directives(job, plan, profile, account)),
         "signal": profile.signal,
-        "grace": str(profile.signal_grace_s),
+        "grace": str(grace_seconds(job, profile)),
         "max_restarts": str(profile.max_restarts),
         "setup": "\n".join(setup),
         "select": _select(job),

@@ -50,7 +50,7 @@ def sbatch_lines(script: str) -> list[str]:
 
 
 def command_line(script: str) -> str:
-    return next(ln for ln in script.splitlines() if ln.rstrip().endswith("&") and "--manifest" in ln)
+    return next(ln.strip() for ln in script.splitlines() if ln.rstrip().endswith("&") and "--manifest" in ln)
 
 
 @pytest.mark.parametrize("cluster", sorted(EXPECTED))
