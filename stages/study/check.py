@@ -4,8 +4,9 @@ Why each stage checks its own manifests: the conductor only knows the manifests'
 columns a trainer reads, whether a batch divides over the GPUs, whether verl accepts the composed config, whether a
 method can run on the GPUs it is given (the native pi-distill runs in one process; SELF's vLLM layout must fit), whether
 benchmark rows are where the evaluator looks: only the stage knows. So the conductor starts one ``<stage> check``
-process per stage (inside the stage's image with ``--images``) and hands it that stage's manifests on stdin; inputs
-that upstream runs have not produced yet are pending, and the stage lists which of its checks wait for them.
+process per stage (inside the stage's image with ``--images``), a few at once, and hands it that stage's manifests on
+stdin; inputs that upstream runs have not produced yet are pending, and the stage lists which of its checks wait for
+them.
 
 The memory model adds its refusals (a trainer run that cannot fit its GPUs, with the smallest resources that would)
 to the same table. Nothing is written: the manifests travel on stdin, not through the study folder. The result is
@@ -20,11 +21,14 @@ import os
 import subprocess
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 
 from stages.study.commands import check_argv
 from stages.study.dag import Plan, PlannedRun
 from stages.study.errors import StudyError
+
+MAX_PARALLEL = 4  # stage checks at once: each is a process that imports torch (about 0.5 GB), on a shared login node
 
 
 @dataclass
@@ -100,10 +104,17 @@ def check_plan(plan: Plan, images: str | None = None, echo: Callable[[str], None
     for stage, runs in by_stage.items():
         if echo:
             echo(f"  checking {len(runs)} {stage} manifest(s) ...")
-        try:
-            rows += _check_stage(stage, runs, images)
-        except StudyError as e:
-            rows += [RunCheck(r.run_id, stage, False, str(e)) for r in runs]
+    with ThreadPoolExecutor(max_workers=max(1, min(len(by_stage), os.cpu_count() or 1, MAX_PARALLEL))) as pool:
+        futures = {pool.submit(_check_stage, stage, runs, images): stage for stage, runs in by_stage.items()}
+        for future in as_completed(futures):
+            stage = futures[future]
+            try:
+                got = future.result()
+            except StudyError as e:
+                got = [RunCheck(r.run_id, stage, False, str(e)) for r in by_stage[stage]]
+            rows += got
+            if echo:
+                echo(f"  {stage}: {sum(r.ok for r in got)} of {len(got)} pass")
     from stages.study.staging import missing_items  # inputs absent or changed since `study stage`, by name
 
     rows += [RunCheck(name, "staging", False, why) for name, why in missing_items(plan)]
